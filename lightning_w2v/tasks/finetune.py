@@ -1,0 +1,193 @@
+"""LightningModule for NSynth fine-tuning under the paper's FE / FT1 / FT2 policies.
+
+Freezing is static: the policy decides in ``__init__`` which parameters have
+``requires_grad``, and ``configure_optimizers`` builds its groups from them. Both run again
+identically on ``--ckpt_path`` resume, so the frozen set and the LR groups survive it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from ..models.encoders import EncoderSpec, load_encoder
+from .common import log_parameter_counts
+from .heads import PooledClassifier
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("FE", "FT1", "FT2")
+NUM_CLASSES = {"pitch": 112, "instrument": 11}
+PITCH_OFFSET = 9  # class 0 is MIDI 9
+DEFAULT_HEAD_LR = {"FE": 1e-3, "FT1": 1e-4, "FT2": 1e-4}
+
+
+class FinetuneModule(pl.LightningModule):
+    """Mean-pooled linear classifier on a wav2vec 2.0 encoder.
+
+    Args:
+        encoder: where the encoder comes from (see :class:`EncoderSpec`).
+        task: ``pitch`` (112 classes, MIDI 9..120) or ``instrument`` (11 families).
+        policy: ``FE`` (frozen encoder in eval mode, head only), ``FT1`` (everything trains)
+            or ``FT2`` (CNN frozen; projection and Transformer train).
+        encoder_lr: LR of pre-trained weights under FT1/FT2 (paper: 1e-5).
+        head_lr: LR of the head (paper: 1e-3 for FE, 1e-4 for FT1/FT2; default by policy).
+        layer: which representation the head reads: ``last`` (the paper), a layer index
+            (0 = Transformer input, i = layer i), or ``weighted`` (learned softmax weights
+            over all of them).
+        seed: recorded with the test metrics, so results can be aggregated by seed.
+        results_dir: where ``test_metrics.json`` and the confusion matrix go (default: the
+            trainer's root dir).
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderSpec,
+        task: str = "pitch",
+        policy: str = "FT2",
+        encoder_lr: float = 1e-5,
+        head_lr: float | None = None,
+        layer: str | int = "last",
+        seed: int = 0,
+        results_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if task not in NUM_CLASSES:
+            raise ValueError(f"model.task={task!r}: choose 'pitch' or 'instrument'")
+        if policy not in POLICIES:
+            raise ValueError(f"model.policy={policy!r}: choose one of {', '.join(POLICIES)}")
+        self.save_hyperparameters()
+        self.encoder_spec = encoder if isinstance(encoder, EncoderSpec) else EncoderSpec(**encoder)
+        self.encoder = load_encoder(self.encoder_spec)
+        self.encoder.config.feature_grad_mult = 1.0  # fine-tuning: the CNN gets its full gradient
+        self.num_classes = NUM_CLASSES[task]
+        self.head = PooledClassifier(self.encoder.config.embed_dim, self.num_classes,
+                                     num_hidden_states=self.encoder.num_layers + 1, layer=layer)
+        self._apply_policy()
+        self.train_metrics = self._make_metrics("train")  # one torchmetrics object per split
+        self.val_metrics = self._make_metrics("val")
+        self.test_metrics = self._make_metrics("test")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=self.num_classes)
+
+    # ------------------------------------------------------------------ policy
+    def _apply_policy(self) -> None:
+        policy = self.hparams.policy
+        self.encoder.requires_grad_(policy != "FE")
+        if policy == "FT2":
+            self.encoder.feature_extractor.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "FinetuneModule":
+        super().train(mode)
+        if self.hparams.policy == "FE":
+            self.encoder.eval()  # frozen encoder: no dropout, no layerdrop
+        return self
+
+    def configure_optimizers(self):
+        policy = self.hparams.policy
+        head_lr = self.hparams.head_lr or DEFAULT_HEAD_LR[policy]
+        encoder_params = [p for p in self.encoder.parameters() if p.requires_grad]
+        head_params = [p for p in self.head.parameters() if p.requires_grad]
+        log_parameter_counts(self, encoder_params + head_params)
+        groups = [{"params": head_params, "lr": head_lr, "name": "head"}]
+        if encoder_params:
+            groups.append({"params": encoder_params, "lr": self.hparams.encoder_lr, "name": "encoder"})
+        return torch.optim.Adam(groups)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """(B, S) audio -> (B, num_classes) logits."""
+        read_all = self.head.reads_hidden_states
+        if self.hparams.policy == "FE":
+            with torch.no_grad():
+                out = self.encoder(waveforms, lengths, output_hidden_states=read_all)
+        elif self.hparams.policy == "FT2":
+            with torch.no_grad():
+                features, frame_lengths = self.encoder.extract_features(waveforms, lengths)
+            out = self._transform(features, frame_lengths, read_all)
+        else:
+            out = self.encoder(waveforms, lengths, output_hidden_states=read_all)
+        return self.head(out)
+
+    def _transform(self, features: Tensor, frame_lengths: Tensor | None, read_all: bool):
+        from ..models.backbone import padding_mask_from_lengths
+
+        x = self.encoder.project(self.encoder.normalize_features(features))
+        padding_mask = padding_mask_from_lengths(frame_lengths, x.shape[1])
+        return self.encoder.transform(x, padding_mask, output_hidden_states=read_all)
+
+    # ------------------------------------------------------------------ steps
+    def _make_metrics(self, stage: str) -> MetricCollection:
+        metrics: dict[str, Any] = {
+            "acc": MulticlassAccuracy(num_classes=self.num_classes, average="micro"),
+            "acc_top5": MulticlassAccuracy(num_classes=self.num_classes, top_k=5, average="micro"),
+            "f1_macro": MulticlassF1Score(num_classes=self.num_classes, average="macro"),
+        }
+        return MetricCollection(metrics, prefix=f"{stage}/")
+
+    def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        logits = self(batch["waveforms"], batch.get("lengths"))
+        labels = batch["labels"]
+        loss = nn.functional.cross_entropy(logits.float(), labels)
+        batch_size = labels.shape[0]
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(logits.float(), labels)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size,
+                 sync_dist=not on_step)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=batch_size)
+        if self.hparams.task == "pitch":
+            chroma_hits = ((logits.argmax(-1) + PITCH_OFFSET) % 12 == (labels + PITCH_OFFSET) % 12).float().mean()
+            self.log(f"{stage}/chroma_acc", chroma_hits, on_step=False, on_epoch=True, batch_size=batch_size,
+                     sync_dist=True)
+        if stage == "test":
+            self.test_confusion.update(logits.argmax(-1), labels)
+        return loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
+
+    def on_test_epoch_end(self) -> None:
+        from .reporting import report_test_results
+
+        report_test_results(self, self.test_confusion.compute().cpu())
+
+    @property
+    def results_dir(self) -> Path:
+        root = self.hparams.results_dir or (self.trainer.default_root_dir if self._trainer else ".")
+        return Path(root)
+
+    def test_summary(self) -> dict[str, Any]:
+        """What ``test_metrics.json`` holds: enough to place the run in the results table."""
+        metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")}
+        return {
+            "task": self.hparams.task,
+            "policy": self.hparams.policy,
+            "encoder": self.encoder_spec.display_label,
+            "encoder_source": self.encoder_spec.source,
+            "encoder_path": self.encoder_spec.path,
+            "layer": self.hparams.layer,
+            "seed": self.hparams.seed,
+            "metrics": metrics,
+        }
+
+    def write_test_summary(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.test_summary(), indent=2))
+        tmp.replace(path)

@@ -1,0 +1,55 @@
+"""Classification heads: mean over time of one layer (or a learned mix of layers), then linear."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..models.backbone import EncoderOutput
+
+
+def masked_mean(x: Tensor, padding_mask: Tensor | None) -> Tensor:
+    """(B, T, E) -> (B, E), averaging only over frames that are not padding."""
+    if padding_mask is None:
+        return x.mean(dim=1)
+    keep = (~padding_mask).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+    return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
+
+
+class PooledClassifier(nn.Module):
+    """Reads ``layer`` of the encoder output, mean-pools over time, applies one linear layer.
+
+    layer: ``"last"`` (the paper: last Transformer block), an int index into the hidden
+    states (0 = Transformer input after the projection, i = layer i), or ``"weighted"``:
+    softmax-normalised learned weights over all hidden states (SUPERB-style probing).
+    """
+
+    def __init__(self, embed_dim: int, num_classes: int, num_hidden_states: int, layer: str | int = "last") -> None:
+        super().__init__()
+        if isinstance(layer, str) and layer not in ("last", "weighted"):
+            layer = int(layer)
+        if isinstance(layer, int) and not 0 <= layer < num_hidden_states:
+            raise ValueError(f"model.layer={layer}: choose 0..{num_hidden_states - 1}, 'last' or 'weighted'")
+        self.layer = layer
+        self.linear = nn.Linear(embed_dim, num_classes)
+        self.layer_logits = nn.Parameter(torch.zeros(num_hidden_states)) if layer == "weighted" else None
+
+    @property
+    def reads_hidden_states(self) -> bool:
+        return self.layer != "last"
+
+    def layer_weights(self) -> Tensor | None:
+        return None if self.layer_logits is None else torch.softmax(self.layer_logits, dim=0)
+
+    def select(self, out: EncoderOutput) -> Tensor:
+        if self.layer == "last":
+            return out.last_hidden_state
+        assert out.hidden_states is not None, "the encoder must return hidden states for this head"
+        if self.layer == "weighted":
+            stacked = torch.stack(out.hidden_states, dim=0)  # (L+1, B, T, E)
+            weights = self.layer_weights().to(stacked.dtype)
+            return torch.einsum("l,lbte->bte", weights, stacked)
+        return out.hidden_states[self.layer]
+
+    def forward(self, out: EncoderOutput) -> Tensor:
+        pooled = masked_mean(self.select(out), out.padding_mask)  # (B, E)
+        return self.linear(pooled)  # (B, num_classes)
