@@ -98,3 +98,18 @@ def backbone_from_checkpoint(path: str | Path | None, preset: str | None = None)
         raise ValueError(f"{file} does not fit {hint}: {detail}. Use the preset the checkpoint was trained with.")
     backbone.load_state_dict({k: v for k, v in weights.items() if k in expected})
     return backbone
+
+
+def load_pretraining_model(path: str | Path):
+    """Our pre-training checkpoint -> ``Wav2Vec2ForPretraining`` (quantizer included), eval mode."""
+    from .wav2vec2 import Wav2Vec2ForPretraining
+
+    file = _existing(path)
+    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
+    state = checkpoint.get("state_dict", checkpoint)
+    model = Wav2Vec2ForPretraining(read_checkpoint_config(checkpoint, file))
+    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    if not weights or "quantizer.codevectors" not in weights:
+        raise ValueError(f"{file} is not a pre-training checkpoint of this project (no quantizer weights)")
+    model.load_state_dict(weights)
+    return model.eval()
