@@ -42,7 +42,7 @@ def main(args: Any = None, run: bool = True) -> LightningW2VCLI:
         subclass_mode_data=True,
         save_config_callback=ConfigToLoggerCallback,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"parser_mode": "omegaconf"},
+        parser_kwargs={"parser_mode": "omegaconf+"},  # ${...} resolved after all overrides
         args=args,
         run=run,
     )

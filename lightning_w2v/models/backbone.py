@@ -8,6 +8,7 @@ every layer's output.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -63,11 +64,37 @@ def build_torchaudio_model(config: Wav2Vec2Config) -> torchaudio.models.Wav2Vec2
     return torchaudio.models.wav2vec2_model(**torchaudio_kwargs(config), aux_num_out=None)
 
 
+@torch.no_grad()
+def init_like_fairseq(model: nn.Module) -> None:
+    """fairseq's initialisation of a fresh wav2vec 2.0 (torchaudio leaves PyTorch defaults).
+
+    Kaiming-normal convolutions keep the CNN output at unit scale: with PyTorch's default
+    init it shrinks ~10x per layer, the LayerNorm's eps then swamps it and pre-training
+    never leaves chance level. The positional conv gets N(0, sqrt(4 / (k * E))) and the
+    Transformer BERT's N(0, 0.02) linears.
+    """
+    from torchaudio.models.wav2vec2 import components
+
+    for module in model.modules():
+        if isinstance(module, components.ConvLayerBlock):
+            nn.init.kaiming_normal_(module.conv.weight)
+        elif isinstance(module, components.ConvolutionalPositionalEmbedding):
+            conv = module.conv
+            std = math.sqrt(4.0 / (module.kernel_size * module.embed_dim))
+            conv.weight = torch.randn_like(conv.weight) * std  # through weight_norm's right_inverse
+            nn.init.zeros_(conv.bias)
+        elif isinstance(module, components.Transformer):
+            module.layers.apply(components._init_transformer_params)
+
+
 class Wav2Vec2Backbone(nn.Module):
     def __init__(self, config: Wav2Vec2Config, torchaudio_model: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
-        source = torchaudio_model if torchaudio_model is not None else build_torchaudio_model(config)
+        source = torchaudio_model
+        if source is None:
+            source = build_torchaudio_model(config)
+            init_like_fairseq(source)
         self.feature_extractor = source.feature_extractor  # CNN: (B, S) -> (B, T, C)
         self.encoder = source.encoder  # .feature_projection and .transformer
         self.layerdrop = config.layerdrop

@@ -76,6 +76,15 @@ class FinetuneModule(pl.LightningModule):
         self.test_metrics = self._make_metrics("test")
         self.test_confusion = MulticlassConfusionMatrix(num_classes=self.num_classes)
 
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self._trainer else None
+        data_task = (getattr(datamodule, "hparams", None) or {}).get("task")
+        if data_task is not None and data_task != self.hparams.task:
+            raise ValueError(f"model.task={self.hparams.task!r} but data.task={data_task!r}: set both to the same task")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["wav2vec2_config"] = self.encoder.config.to_dict()  # the encoder can be rebuilt alone
+
     # ------------------------------------------------------------------ policy
     def _apply_policy(self) -> None:
         policy = self.hparams.policy
