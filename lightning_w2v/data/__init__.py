@@ -3,6 +3,7 @@ from .audio import AudioFileError, check_header, read_audio, resample
 from .cache import CacheBuildError, CacheIndex, build_cache, open_cache
 from .demo import write_demo_musicnet, write_demo_nsynth
 from .demo_modules import DemoMusicNetDataModule, DemoNSynthDataModule
+from .demo_modules import DemoMusicNetDataModule, DemoNSynthDataModule
 from .musicnet import MusicNetDataModule, MusicNetNotFoundError, find_musicnet_dir
 from .nsynth import NSynthDataModule, NSynthError, load_nsynth_split
 from .sampling import SecondsBatchSampler, make_segments
@@ -11,6 +12,8 @@ __all__ = [
     "AudioFileError",
     "CacheBuildError",
     "CacheIndex",
+    "DemoMusicNetDataModule",
+    "DemoNSynthDataModule",
     "DemoMusicNetDataModule",
     "DemoNSynthDataModule",
     "MusicNetDataModule",

@@ -20,6 +20,8 @@ Safety:
 - a rebuild skips entries whose source size and mtime match and whose ``.npy`` exists
   (idempotent), so an interrupted build resumes where it stopped; stray ``*.partial``
   files are ignored and those older than an hour are deleted.
+- two processes building one cache at once (``prepare_data`` on several nodes of a shared
+  file system) duplicate work but cannot corrupt it.
 - all sources are header-checked (truncation included) before anything is converted, and
   all bad files are reported together in one :class:`CacheBuildError`.
 """
@@ -129,7 +131,8 @@ class CacheIndex:
             "dtype": "int16",
             "entries": [asdict(e) for e in self.entries],
         }
-        _atomic_write(self.cache_dir / INDEX_NAME, lambda f: f.write(json.dumps(raw, indent=1).encode()))
+        text = json.dumps(raw, indent=1).encode()
+        _atomic_write(self.cache_dir / INDEX_NAME, lambda f: f.write(text))
 
 
 def _atomic_write(dst: Path, write) -> None:

@@ -86,7 +86,7 @@ def synth_note(
     note_off: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """One note: float32 ``(round(duration * sample_rate),)``, peak ``~0.8 * (velocity/127)**0.7``."""
+    """One note: float32 ``(round(duration * sample_rate),)``, peak ``0.8 (velocity/127)^0.7``."""
     n = int(round(duration * sample_rate))
     t = np.arange(n, dtype=np.float32) / np.float32(sample_rate)  # (n,)
     f0 = midi_to_hz(pitch)
@@ -117,7 +117,8 @@ def synth_note(
             gain *= step
     wave /= np.abs(wave).max() + 1e-9
     if timbre.noise:
-        noise = np.convolve(rng.standard_normal(n).astype(np.float32), np.ones(3, np.float32) / 3, "same")
+        white = rng.standard_normal(n).astype(np.float32)
+        noise = np.convolve(white, np.ones(3, np.float32) / 3, "same")  # slightly low-passed
         wave = wave + np.float32(timbre.noise) * noise
     # ADSR envelope
     a = max(timbre.attack, 1.0 / sample_rate)
@@ -178,7 +179,8 @@ def write_demo_nsynth(
     rng = np.random.default_rng(seed)
     pitches_all = np.arange(pitch_range[0], pitch_range[1] + 1)
     note_id, inst_id, counters = 0, 0, {}
-    for split, n_inst, n_notes in zip(("train", "valid", "test"), instruments_per_family, notes_per_instrument):
+    sizes = zip(("train", "valid", "test"), instruments_per_family, notes_per_instrument)
+    for split, n_inst, n_notes in sizes:
         audio = root / f"nsynth-{split}" / "audio"
         audio.mkdir(parents=True, exist_ok=True)
         families = [f for f in FAMILIES if split == "train" or f != "synth_lead"]
@@ -188,7 +190,8 @@ def write_demo_nsynth(
         for family in families:
             for _ in range(n_inst):
                 fam = FAMILIES.index(family)
-                src = {"synth_lead": 2, "organ": 1}.get(family, int(rng.choice(3, p=[0.6, 0.25, 0.15])))
+                src = int(rng.choice(3, p=[0.6, 0.25, 0.15]))
+                src = {"synth_lead": 2, "organ": 1}.get(family, src)
                 counters[(family, src)] = counters.get((family, src), 0) + 1
                 inst_str = f"{family}_{SOURCES[src]}_{counters[(family, src)]:03d}"
                 timbre = perturb(FAMILY_TIMBRES[family], rng)
@@ -202,7 +205,8 @@ def write_demo_nsynth(
                     vel = int(rng.choice(free))
                     used.add((pitch, vel))
                     note_str = f"{inst_str}-{pitch:03d}-{vel:03d}"
-                    wave = synth_note(pitch, vel, timbre, SAMPLE_RATE, NUM_SAMPLES / SAMPLE_RATE, 3.0, rng)
+                    seconds = NUM_SAMPLES / SAMPLE_RATE  # held 3 s, released for 1 s
+                    wave = synth_note(pitch, vel, timbre, SAMPLE_RATE, seconds, 3.0, rng)
                     write_wav16(audio / f"{note_str}.wav", wave, SAMPLE_RATE)
                     examples[note_str] = {
                         "note": note_id, "note_str": note_str, "instrument": inst_id,
@@ -242,10 +246,12 @@ ENSEMBLES: dict[str, list[int]] = {
     "Piano Trio": [1, 41, 43],
 }
 MUSICNET_TEST_IDS = (1759, 1819, 2106, 2191, 2298, 2303, 2382, 2416, 2556, 2628)
-LABEL_HEADER = ["start_time", "end_time", "instrument", "note", "start_beat", "end_beat", "note_value"]
+LABEL_HEADER = ["start_time", "end_time", "instrument", "note", "start_beat", "end_beat",
+                "note_value"]  # fmt: skip
 METADATA_HEADER = ["id", "composer", "composition", "movement", "ensemble", "source",
                    "transcriber", "catalog_name", "seconds"]  # fmt: skip
-_NOTE_VALUES = {0.25: "Sixteenth", 0.5: "Eighth", 1.0: "Quarter", 1.5: "Dotted Quarter", 2.0: "Half"}
+_NOTE_VALUES = {0.25: "Sixteenth", 0.5: "Eighth", 1.0: "Quarter", 1.5: "Dotted Quarter",
+                2.0: "Half"}  # fmt: skip
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 
@@ -320,7 +326,8 @@ def write_demo_musicnet(
                 w.writerow(LABEL_HEADER)
                 w.writerows(rows)
             meta.append([rec_id, "Synthetic", f"Demo piece {rec_id}", "1. Moderato", ensemble,
-                         "lightning_w2v demo (synthetic)", "synthetic", f"DEMO-{rec_id}", int(dur)])  # fmt: skip
+                         "lightning_w2v demo (synthetic)", "synthetic", f"DEMO-{rec_id}",
+                         int(dur)])  # fmt: skip
     with open(root / "musicnet_metadata.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(METADATA_HEADER)

@@ -45,7 +45,11 @@ class MusicNetNotFoundError(FileNotFoundError):
 
 
 def find_musicnet_dir(root: str | os.PathLike) -> Path:
-    """The folder holding ``train_data/``: ``root``, ``root/musicnet`` or Kaggle's ``root/musicnet/musicnet``."""
+    """The folder holding ``train_data/``.
+
+    Tried in order: ``root`` itself, ``root/musicnet`` (the archive's layout) and
+    ``root/musicnet/musicnet`` (the Kaggle mirror's nesting).
+    """
     root = Path(root).expanduser()
     for cand in (root, root / "musicnet", root / "musicnet" / "musicnet"):
         if any((cand / "train_data").glob("*.wav")):
@@ -259,14 +263,16 @@ class MusicNetDataModule(pl.LightningDataModule):
             sampler.load_state_dict(self._pending_state)
             self._pending_state = None
         self._train_sampler = sampler
-        ds = SegmentCrops(self._files(self.train_index), self.train_segments, hp.max_sample_size, True, hp.seed)
+        files = self._files(self.train_index)
+        ds = SegmentCrops(files, self.train_segments, hp.max_sample_size, True, hp.seed)
         return self._loader(ds, sampler)
 
     def val_dataloader(self) -> DataLoader:
         hp = self.hparams
         if self.val_index is None:
             self.setup("validate")
-        sampler = SecondsBatchSampler(self.val_segments[:, 2], hp.max_batch_seconds, SAMPLE_RATE, shuffle=False)
+        lengths = self.val_segments[:, 2]
+        sampler = SecondsBatchSampler(lengths, hp.max_batch_seconds, SAMPLE_RATE, shuffle=False)
         ds = SegmentCrops(self._files(self.val_index), self.val_segments, None, False, hp.seed)
         return self._loader(ds, sampler)
 

@@ -81,7 +81,8 @@ def load_nsynth_split(root: str | os.PathLike, split: str) -> list[dict[str, Any
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise NSynthError(f"{js}: malformed JSON ({e}); re-download or re-extract it") from e
     if not isinstance(raw, dict):
-        raise NSynthError(f"{js}: expected one JSON object keyed by note_str, found {type(raw).__name__}")
+        found = type(raw).__name__
+        raise NSynthError(f"{js}: expected one JSON object keyed by note_str, found {found}")
     records = []
     for key, rec in raw.items():
         if not isinstance(rec, dict):
@@ -110,6 +111,8 @@ def select_per_class(
     of each class, at least one. Each class draws from its own generator
     ``(seed, crc32(salt), class)``, so adding or removing another class changes nothing.
     """
+    if isinstance(count, float) and count > 1 and count.is_integer():
+        count = int(count)  # "10" from a config parsed as 10.0
     if isinstance(count, float) and not 0.0 < count <= 1.0:
         raise ValueError(f"a fractional subset must be in (0, 1], got {count}")
     if isinstance(count, int) and count < 1:
@@ -146,7 +149,8 @@ class NSynthNotes(Dataset):
             if self.on_bad_file != "skip":
                 raise
             self.num_skipped += 1
-            log.warning("skipping note %s: %s (%d skipped so far)", rec["note_str"], e, self.num_skipped)
+            log.warning("skipping note %s: %s (%d skipped so far in this process)",
+                        rec["note_str"], e, self.num_skipped)  # fmt: skip
             return None
         return {"waveform": torch.from_numpy(wave), "label": int(self.labels[i]),
                 "pitch": rec["pitch"], "family": rec["instrument_family"]}  # fmt: skip
@@ -156,8 +160,9 @@ def collate_notes(items: list[dict[str, Any] | None]) -> dict[str, torch.Tensor]
     """Stack items into ``{"waveforms": (B, 64000), "labels", "pitch", "family": (B,)}``."""
     items = [it for it in items if it is not None]
     if not items:
-        return {"waveforms": torch.zeros(0, NUM_SAMPLES),
-                **{k: torch.zeros(0, dtype=torch.long) for k in ("labels", "pitch", "family")}}  # fmt: skip
+        empty = torch.zeros(0, dtype=torch.long)
+        return {"waveforms": torch.zeros(0, NUM_SAMPLES), "labels": empty, "pitch": empty,
+                "family": empty}  # fmt: skip
     return {
         "waveforms": torch.stack([it["waveform"] for it in items]),  # (B, 64000)
         "labels": torch.tensor([it["label"] for it in items], dtype=torch.long),  # (B,)
@@ -186,7 +191,7 @@ class NSynthDataModule(pl.LightningDataModule):
         task: Literal["pitch", "instrument"] = "pitch",
         batch_size: int = 32,
         num_workers: int = 4,
-        subset: float | int | None = None,
+        subset: int | float | None = None,
         few_shot_k: int | None = None,
         drop_out_of_range: bool = False,
         validate_audio: Literal["headers", "none"] = "headers",
@@ -221,8 +226,10 @@ class NSynthDataModule(pl.LightningDataModule):
             bad = [r for r in records if not 0 <= r["instrument_family"] < len(FAMILIES)]
             if bad:
                 r = bad[0]
-                raise NSynthError(f"{js}: note {r['note_str']!r} has instrument_family="
-                                  f"{r['instrument_family']}, outside 0..{len(FAMILIES) - 1}")  # fmt: skip
+                raise NSynthError(
+                    f"{js}: note {r['note_str']!r} has instrument_family="
+                    f"{r['instrument_family']}, outside 0..{len(FAMILIES) - 1}"
+                )
             return records, np.array([r["instrument_family"] for r in records], dtype=np.int64)
         inside = [MIN_PITCH <= r["pitch"] <= MAX_PITCH for r in records]
         if not all(inside):
@@ -232,7 +239,8 @@ class NSynthDataModule(pl.LightningDataModule):
                     f"{js}: note {out[0]['note_str']!r} has pitch {out[0]['pitch']}, outside "
                     f"MIDI {MIN_PITCH}..{MAX_PITCH} ({len(out)} such notes); set "
                     "drop_out_of_range=True to drop them")  # fmt: skip
-            log.warning("%s: dropped %d notes with pitch outside %d..%d", js, len(out), MIN_PITCH, MAX_PITCH)
+            log.warning("%s: dropped %d notes with pitch outside %d..%d",
+                        js, len(out), MIN_PITCH, MAX_PITCH)  # fmt: skip
             records = [r for r, ok in zip(records, inside) if ok]
         self.num_dropped[split] = len(inside) - len(records)
         return records, np.array([r["pitch"] - MIN_PITCH for r in records], dtype=np.int64)
