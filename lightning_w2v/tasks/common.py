@@ -20,7 +20,9 @@ def log_parameter_counts(module: pl.LightningModule, trainable: list[nn.Paramete
     count = sum(p.numel() for p in trainable)
     message = f"trainable parameters: {count:,} / {total:,} ({100.0 * count / max(total, 1):.1f}%)"
     log.info(message)
-    if module.trainer is not None and module.trainer.is_global_zero:
+    if module._trainer is None:  # called outside a Trainer (e.g. from a test)
+        return count, total
+    if module.trainer.is_global_zero:
         print(message, flush=True)
     if module.logger is not None:
         module.logger.log_hyperparams({"params/trainable": count, "params/total": total})

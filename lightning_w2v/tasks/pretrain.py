@@ -50,7 +50,8 @@ class PretrainModule(pl.LightningModule):
         self.save_hyperparameters()
         config = preset_config(preset, **(model_overrides or {}))
         self.model = Wav2Vec2ForPretraining(config)
-        self._forward = torch.compile(self.model) if compile else self.model
+        # Kept out of the module tree (no duplicate weights in the state dict).
+        self.__dict__["_forward"] = torch.compile(self.model) if compile else self.model
         self.skipped_updates = 0
         self._consecutive_skips = 0
         self._batch_started: float | None = None

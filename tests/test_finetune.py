@@ -1,0 +1,147 @@
+"""FinetuneModule: policies (what trains, at which LR), one optimiser step, encoder loading."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_w2v import FinetuneModule
+from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config
+from lightning_w2v.models.backbone import Wav2Vec2Backbone, build_torchaudio_model
+from lightning_w2v.models.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
+
+
+def _module(ckpt, policy: str, task: str = "instrument") -> FinetuneModule:
+    module = FinetuneModule(EncoderSpec(source="checkpoint", path=str(ckpt)), task=task, policy=policy)
+    return module
+
+
+def _groups(module: FinetuneModule) -> dict[str, float]:
+    optimizer = module.configure_optimizers()
+    return {group["name"]: group["lr"] for group in optimizer.param_groups}
+
+
+@pytest.mark.parametrize("policy,encoder_trains,cnn_trains,lrs", [
+    ("FE", False, False, {"head": 1e-3}),
+    ("FT1", True, True, {"head": 1e-4, "encoder": 1e-5}),
+    ("FT2", True, False, {"head": 1e-4, "encoder": 1e-5}),
+])
+def test_policy_sets_requires_grad_and_learning_rates(tiny_pretrain_ckpt, policy, encoder_trains, cnn_trains, lrs):
+    module = _module(tiny_pretrain_ckpt, policy)
+    cnn = module.encoder.feature_extractor.parameters()
+    transformer = module.encoder.encoder.parameters()  # projection + Transformer
+    assert all(p.requires_grad == cnn_trains for p in cnn)
+    assert all(p.requires_grad == encoder_trains for p in transformer)
+    assert all(p.requires_grad for p in module.head.parameters())
+    assert _groups(module) == pytest.approx(lrs)
+    optimizer = module.configure_optimizers()
+    in_groups = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert in_groups == {id(p) for p in module.parameters() if p.requires_grad}
+
+
+def test_fe_keeps_the_encoder_in_eval_mode(tiny_pretrain_ckpt):
+    module = _module(tiny_pretrain_ckpt, "FE").train()
+    assert module.head.training
+    assert not any(m.training for m in module.encoder.modules())
+
+
+def _snapshot(module):
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("policy", ["FE", "FT1", "FT2"])
+def test_one_optimiser_step_changes_exactly_what_the_policy_trains(tiny_pretrain_ckpt, policy):
+    torch.manual_seed(0)
+    module = _module(tiny_pretrain_ckpt, policy).train()
+    optimizer = module.configure_optimizers()
+    before = _snapshot(module)
+    batch = {"waveforms": torch.randn(4, 16000), "labels": torch.tensor([0, 1, 2, 3])}
+    logits = module(batch["waveforms"])
+    torch.nn.functional.cross_entropy(logits, batch["labels"]).backward()
+    optimizer.step()
+    after = _snapshot(module)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    cnn = {n for n in before if n.startswith("encoder.feature_extractor.")}
+    transformer = {n for n in before if n.startswith("encoder.encoder.transformer.layers.")}
+    head = {n for n in before if n.startswith("head.")}
+    assert head <= changed
+    if policy == "FE":
+        assert changed == head
+    if policy == "FT2":
+        assert not (cnn & changed), "FT2 must leave every CNN weight bit-identical"
+        assert transformer & changed
+    if policy == "FT1":
+        assert cnn & changed and transformer & changed
+
+
+def test_task_mismatch_between_model_and_data_is_an_error(tiny_pretrain_ckpt):
+    with pytest.raises(ValueError, match="model.task"):
+        FinetuneModule(EncoderSpec(source="checkpoint", path=str(tiny_pretrain_ckpt)), task="timbre")
+
+
+def test_encoder_from_our_checkpoint_matches_the_pretraining_model(tiny_pretrain_ckpt):
+    checkpoint = torch.load(tiny_pretrain_ckpt, weights_only=False)
+    model = Wav2Vec2ForPretraining(tiny_config())
+    model.load_state_dict({k[len("model."):]: v for k, v in checkpoint["state_dict"].items()
+                           if k.startswith("model.")})
+    backbone = backbone_from_checkpoint(tiny_pretrain_ckpt).eval()
+    waveforms = torch.randn(2, 16000)
+    with torch.no_grad():
+        ours = backbone(waveforms).last_hidden_state
+        reference = model.backbone.eval()(waveforms).last_hidden_state
+    torch.testing.assert_close(ours, reference)
+
+
+def test_checkpoint_that_does_not_fit_the_preset_says_so(tiny_pretrain_ckpt):
+    with pytest.raises(ValueError, match="does not fit the preset 'base'"):
+        backbone_from_checkpoint(tiny_pretrain_ckpt, preset="base")
+
+
+def test_encoder_from_a_locally_saved_transformers_model(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from lightning_w2v.models.interop import config_to_huggingface
+
+    hf = transformers.Wav2Vec2Model(config_to_huggingface(tiny_config())).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    backbone = load_encoder(EncoderSpec(source="huggingface", path=str(tmp_path / "hf"))).eval()
+    waveforms = torch.randn(2, 16000)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(waveforms).last_hidden_state, hf(waveforms).last_hidden_state,
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_from_a_torchaudio_model_of_the_same_architecture():
+    config = tiny_config()
+    torchaudio_model = build_torchaudio_model(config).eval()
+    backbone = Wav2Vec2Backbone(config, torchaudio_model).eval()
+    waveforms = torch.randn(2, 16000)
+    with torch.no_grad():
+        reference, _ = torchaudio_model(waveforms)  # torchaudio's own forward (no aux head)
+        torch.testing.assert_close(backbone(waveforms).last_hidden_state, reference)
+
+
+def test_weighted_layer_head_uses_every_hidden_state(tiny_pretrain_ckpt):
+    module = FinetuneModule(EncoderSpec(source="checkpoint", path=str(tiny_pretrain_ckpt)),
+                            task="pitch", policy="FE", layer="weighted")
+    weights = module.head.layer_weights()
+    assert weights.shape == (module.encoder.num_layers + 1,)
+    assert weights.sum().item() == pytest.approx(1.0)
+    logits = module(torch.randn(2, 16000))
+    logits.sum().backward()
+    assert (module.head.layer_logits.grad.abs() > 0).all()
+
+
+def test_pitch_metrics_and_bf16_fit_step(tiny_pretrain_ckpt, tmp_path):
+    import pytorch_lightning as pl
+
+    module = FinetuneModule(EncoderSpec(source="checkpoint", path=str(tiny_pretrain_ckpt)), task="pitch",
+                            policy="FT2", results_dir=str(tmp_path))
+    data = [{"waveforms": torch.randn(16000), "labels": torch.tensor(i)} for i in range(8)]
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", precision="bf16-mixed", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, loader, loader)
+    trainer.test(module, loader)
+    metrics = trainer.callback_metrics
+    for key in ("test/acc", "test/acc_top5", "test/f1_macro", "test/chroma_acc", "test/loss"):
+        assert key in metrics and torch.isfinite(metrics[key])
+    assert (tmp_path / "test_metrics.json").exists() and (tmp_path / "confusion_matrix.png").exists()
