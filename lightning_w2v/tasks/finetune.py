@@ -42,6 +42,8 @@ class FinetuneModule(pl.LightningModule):
         layer: which representation the head reads: ``last`` (the paper), a layer index
             (0 = Transformer input, i = layer i), or ``weighted`` (learned softmax weights
             over all of them).
+        standardize_features: non-affine BatchNorm on the pooled features before the linear
+            layer (linear-probing practice; off for the paper's plain linear head).
         seed: recorded with the test metrics, so results can be aggregated by seed.
         results_dir: where ``test_metrics.json`` and the confusion matrix go (default: the
             trainer's root dir).
@@ -55,6 +57,7 @@ class FinetuneModule(pl.LightningModule):
         encoder_lr: float = 1e-5,
         head_lr: float | None = None,
         layer: str | int = "last",
+        standardize_features: bool = False,
         seed: int = 0,
         results_dir: str | None = None,
     ) -> None:
@@ -69,7 +72,8 @@ class FinetuneModule(pl.LightningModule):
         self.encoder.config.feature_grad_mult = 1.0  # fine-tuning: the CNN gets its full gradient
         self.num_classes = NUM_CLASSES[task]
         self.head = PooledClassifier(self.encoder.config.embed_dim, self.num_classes,
-                                     num_hidden_states=self.encoder.num_layers + 1, layer=layer)
+                                     num_hidden_states=self.encoder.num_layers + 1, layer=layer,
+                                     standardize=standardize_features)
         self._apply_policy()
         self.train_metrics = self._make_metrics("train")  # one torchmetrics object per split
         self.val_metrics = self._make_metrics("val")

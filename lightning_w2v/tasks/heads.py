@@ -21,15 +21,21 @@ class PooledClassifier(nn.Module):
     layer: ``"last"`` (the paper: last Transformer block), an int index into the hidden
     states (0 = Transformer input after the projection, i = layer i), or ``"weighted"``:
     softmax-normalised learned weights over all hidden states (SUPERB-style probing).
+    standardize: standardise the pooled features with a non-affine BatchNorm before the
+    linear layer (the usual linear-probing practice, e.g. MAE). At test time it is a fixed
+    affine map, so the classifier stays linear; it makes short probes converge far faster.
+    Off by default: the paper's head is a plain linear layer.
     """
 
-    def __init__(self, embed_dim: int, num_classes: int, num_hidden_states: int, layer: str | int = "last") -> None:
+    def __init__(self, embed_dim: int, num_classes: int, num_hidden_states: int, layer: str | int = "last",
+                 standardize: bool = False) -> None:
         super().__init__()
         if isinstance(layer, str) and layer not in ("last", "weighted"):
             layer = int(layer)
         if isinstance(layer, int) and not 0 <= layer < num_hidden_states:
             raise ValueError(f"model.layer={layer}: choose 0..{num_hidden_states - 1}, 'last' or 'weighted'")
         self.layer = layer
+        self.norm = nn.BatchNorm1d(embed_dim, affine=False) if standardize else nn.Identity()
         self.linear = nn.Linear(embed_dim, num_classes)
         self.layer_logits = nn.Parameter(torch.zeros(num_hidden_states)) if layer == "weighted" else None
 
@@ -52,4 +58,4 @@ class PooledClassifier(nn.Module):
 
     def forward(self, out: EncoderOutput) -> Tensor:
         pooled = masked_mean(self.select(out), out.padding_mask)  # (B, E)
-        return self.linear(pooled)  # (B, num_classes)
+        return self.linear(self.norm(pooled.float()))  # (B, num_classes)

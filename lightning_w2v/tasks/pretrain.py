@@ -55,6 +55,9 @@ class PretrainModule(pl.LightningModule):
         self.skipped_updates = 0
         self._consecutive_skips = 0
         self._batch_started: float | None = None
+        # Masked frames of the last training batch: this rank's, and summed over all ranks.
+        self.last_num_masked: Tensor | None = None
+        self.last_num_masked_global: Tensor | None = None
 
     @property
     def config(self):
@@ -63,6 +66,14 @@ class PretrainModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The architecture travels with the weights, so any consumer can rebuild the model.
         checkpoint["wav2vec2_config"] = self.config.to_dict()
+        # Counters that must survive a resume (train/skipped_updates continues, not restarts).
+        checkpoint["pretrain_counters"] = {"skipped_updates": self.skipped_updates,
+                                           "consecutive_skips": self._consecutive_skips}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        counters = checkpoint.get("pretrain_counters", {})
+        self.skipped_updates = int(counters.get("skipped_updates", 0))
+        self._consecutive_skips = int(counters.get("consecutive_skips", 0))
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
@@ -106,6 +117,7 @@ class PretrainModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self._forward(batch["waveforms"], batch.get("lengths"))
         total_masked = self._global_masked_frames(out.num_masked)
+        self.last_num_masked, self.last_num_masked_global = out.num_masked.detach(), total_masked
         # Sum over masked frames of all ranks / their count; DDP averages gradients over
         # ranks, so scale by the world size to get the global mean per masked frame.
         loss = out.loss * self.trainer.world_size / total_masked.clamp_min(1)
