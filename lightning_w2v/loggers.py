@@ -56,6 +56,13 @@ class WandbLogger(_LightningWandbLogger):
         super().__init__(*args, log_model=log_model, **kwargs)
         self._offline_reason = reason if mode == "offline" else None
 
+    def resume_run(self, run_id: str) -> None:
+        """Continue W&B run ``run_id`` (must be called before the run starts)."""
+        if self._experiment is not None:
+            raise RuntimeError("the W&B run has already started; resume it before training begins")
+        self._id = run_id
+        self._wandb_init.update(id=run_id, resume="allow")
+
     @property
     def experiment(self):
         run = super().experiment

@@ -43,3 +43,25 @@ def test_demo_fit_logs_metrics_and_config_offline(demo_root, tmp_path, monkeypat
     assert b'"preset":"tiny"' in records  # the resolved CLI config
     assert b'"max_steps":3' in records
     assert "wandb sync" in capsys.readouterr().out  # says how to upload
+
+
+def test_resume_continues_the_same_wandb_run(demo_root, tmp_path, monkeypatch):
+    import torch
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = tmp_path / "run"
+    common = ["--config", str(CONF / "pretrain" / "demo.yaml"),
+              f"--data.init_args.root={demo_root / 'musicnet'}", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+              f"--trainer.default_root_dir={run_dir}", "--trainer.logger=lightning_w2v.loggers.WandbLogger",
+              "--trainer.logger.init_args.project=lightning-w2v-test", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    cli_main(["fit", *common, "--trainer.max_steps=2"])
+    wandb.finish()
+    first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["wandb_run_id"]
+    cli_main(["fit", *common, "--trainer.max_steps=4", "--ckpt_path=last"])
+    wandb.finish()
+    second = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert second["global_step"] == 4
+    assert second["wandb_run_id"] == first
+    run_folders = sorted(tmp_path.glob("wandb/offline-run-*"))
+    assert len(run_folders) == 2 and all(folder.name.endswith(first) for folder in run_folders)
