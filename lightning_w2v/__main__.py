@@ -1,4 +1,4 @@
-"""The ``lightning-w2v`` command: demo, data, analyze, results, bench.
+"""The ``lightning-w2v`` command: demo, data, analyze, results, bench, export, probing.
 
 Training itself goes through ``python cli.py fit|validate|test`` (LightningCLI); this
 command holds everything around it.
@@ -81,10 +81,16 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(argv: Sequence[str]) -> int:
-    from .bench import main as bench_main
+def _delegate(command: str, argv: Sequence[str]) -> int:
+    """Commands with parsers of their own: bench, export, probe-layers, label-efficiency."""
+    import importlib
 
-    return bench_main(list(argv)) or 0
+    module = importlib.import_module(DELEGATED[command], package=__package__)
+    return module.main(list(argv)) or 0
+
+
+DELEGATED = {"bench": ".bench", "export": ".models.export", "probe-layers": ".probing",
+             "label-efficiency": ".probing_label_efficiency"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,13 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     results.set_defaults(func=_results)
 
     sub.add_parser("bench", help="pre-training throughput benchmark (see BENCHMARKS.md)", add_help=False)
+    sub.add_parser("export", help="export a checkpoint to transformers / torchaudio", add_help=False)
+    sub.add_parser("probe-layers", help="frozen-encoder probe per layer", add_help=False)
+    sub.add_parser("label-efficiency", help="accuracy vs examples per class", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        return _bench(argv[1:])
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "analyze":
         needed = "nsynth" if args.analysis == "codebooks" else "musicnet"

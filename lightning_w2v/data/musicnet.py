@@ -6,7 +6,9 @@ memory-maps. Training recordings are cut into segments (20 s, hop 10 s); each ba
 random crops of one length, ``min(max_sample_size, shortest segment in the batch)``, so the
 Transformer needs no padding mask. Batches are sized by seconds of audio
 (:class:`~lightning_w2v.data.sampling.SecondsBatchSampler`). Crops are not normalised
-(wav2vec 2.0 BASE uses ``normalize=False``).
+(wav2vec 2.0 BASE uses ``normalize=False``). Crop offsets are drawn from
+``(seed, epoch, the batch's segment indices)``: the same with any number of DataLoader
+workers, and the same after a resume.
 
 Validation uses the official test recordings (``test_data/``), cut into fixed
 non-overlapping ``val_crop_seconds`` crops, the same every time.
@@ -15,8 +17,15 @@ The batch sampler shards batches among DDP ranks itself, so a multi-GPU Trainer 
 ``Trainer(use_distributed_sampler=False)``; Lightning otherwise refuses a custom batch
 sampler.
 
-A batch is ``{"waveforms": FloatTensor (B, T), "lengths": LongTensor (B,)}`` with every
-length equal to T.
+A batch is ``{"waveforms": FloatTensor (B, T), "lengths": LongTensor (B,), "indices":
+LongTensor (B,)}`` with every length equal to T; ``indices`` are the rows of
+``train_segments`` / ``val_segments`` the crops come from.
+
+Bad data during training: training reads only the cache. A cache file that vanished, was
+truncated or is corrupt raises :class:`CacheFileError` naming the file and saying how to
+rebuild it (also from a DataLoader worker: the error is re-raised in the main process, not
+as a worker traceback). A source WAV that breaks during a run does not affect it (the
+cache is read); the next ``prepare_data`` reports it.
 """
 from __future__ import annotations
 
@@ -29,7 +38,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .cache import CacheIndex, build_cache, open_cache
 from .sampling import SecondsBatchSampler, make_segments
@@ -42,6 +51,46 @@ SPLITS = ("train", "test")
 
 class MusicNetNotFoundError(FileNotFoundError):
     pass
+
+
+class CacheFileError(RuntimeError):
+    """A 16 kHz cache file vanished, is truncated or is corrupt; the message names it."""
+
+
+class _DeferredError:
+    """An error met in a DataLoader worker, sent to the main process as the batch and raised
+    there by :class:`_ReraisingDataLoader` with its own message (no worker traceback)."""
+
+    def __init__(self, exc_type: type[BaseException], *args: Any) -> None:
+        self.exc_type, self.args = exc_type, args
+
+    def reraise(self) -> None:
+        raise self.exc_type(*self.args)
+
+
+class _ReraisingDataLoader(DataLoader):
+    def __iter__(self):
+        for batch in super().__iter__():
+            if isinstance(batch, _DeferredError):
+                batch.reraise()
+            yield batch
+
+
+class CropBatch(list):
+    """A batch of segment indices that knows its epoch (crop offsets are drawn from both)."""
+
+    def __init__(self, indices: list[int], epoch: int) -> None:
+        super().__init__(indices)
+        self.epoch = epoch
+
+
+class _EpochTaggedSampler(SecondsBatchSampler):
+    """:class:`SecondsBatchSampler` whose batches are :class:`CropBatch` es."""
+
+    def __iter__(self):
+        epoch = self.epoch
+        for batch in super().__iter__():
+            yield CropBatch(batch, epoch)
 
 
 def find_musicnet_dir(root: str | os.PathLike) -> Path:
@@ -74,8 +123,11 @@ class SegmentCrops(Dataset):
 
     ``segments`` rows are ``(recording, start, length)`` in samples. A batch takes one crop
     length, ``min(max_sample_size, shortest segment)``; offsets are random inside each
-    segment (``random_crop``) or centred. Memory-maps are opened lazily in each worker
-    process and are never pickled.
+    segment (``random_crop``) or centred. Random offsets come from ``(seed, epoch, indices)``
+    when the indices are a :class:`CropBatch`, else from a per-process stream. Memory-maps
+    are opened lazily in each worker process and are never pickled; a file that changed on
+    disk since (rebuilt, truncated) is opened again, and one that vanished or is truncated
+    raises :class:`CacheFileError` (``hint`` says how to rebuild it).
     """
 
     def __init__(
@@ -85,13 +137,15 @@ class SegmentCrops(Dataset):
         max_sample_size: int | None,
         random_crop: bool,
         seed: int = 0,
+        hint: str = "delete it and rebuild the cache with `lightning-w2v data prepare musicnet --root ROOT`",
     ) -> None:
         self.files = [str(f) for f in files]
         self.segments = segments  # (N, 3) int64
         self.max_sample_size = max_sample_size
         self.random_crop = random_crop
         self.seed = seed
-        self._arrays: dict[int, np.ndarray] = {}
+        self.hint = hint
+        self._arrays: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}  # rec -> (memmap, (inode, size))
         self._rng: tuple[int, np.random.Generator] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -101,9 +155,29 @@ class SegmentCrops(Dataset):
         return len(self.segments)
 
     def _array(self, rec: int) -> np.ndarray:
-        if rec not in self._arrays:
-            self._arrays[rec] = np.load(self.files[rec], mmap_mode="r")  # (n,) int16
-        return self._arrays[rec]
+        # A stat per crop: a memory-mapped file truncated under us would kill the process
+        # with SIGBUS on the first read past its new end, so look before reading.
+        st = os.stat(self.files[rec])
+        key = (st.st_ino, st.st_size)
+        cached = self._arrays.get(rec)
+        if cached is None or cached[1] != key:
+            self._arrays[rec] = (np.load(self.files[rec], mmap_mode="r"), key)  # (n,) int16
+        return self._arrays[rec][0]
+
+    def _crop(self, rec: int, start: int, length: int) -> np.ndarray:
+        path = self.files[rec]
+        try:
+            array = self._array(rec)
+            if array.ndim != 1 or array.shape[0] < start + length:
+                raise ValueError(f"it holds {array.shape[0]} samples, a crop needs {start + length}")
+            return array[start : start + length]
+        except FileNotFoundError:
+            self._arrays.pop(rec, None)
+            problem = "the file vanished (deleted or moved while training)"
+        except (OSError, ValueError, EOFError) as e:
+            self._arrays.pop(rec, None)
+            problem = f"the file is truncated or corrupt ({e})"
+        raise CacheFileError(f"{path}: cannot read this 16 kHz MusicNet cache file: {problem}; {self.hint}")
 
     def _generator(self) -> np.random.Generator:
         # torch seeds every worker differently (and reproducibly under seed_everything)
@@ -117,14 +191,25 @@ class SegmentCrops(Dataset):
         if self.max_sample_size is not None:
             crop = min(crop, self.max_sample_size)
         slack = seg[:, 2] - crop  # (B,)
-        offsets = self._generator().integers(0, slack + 1) if self.random_crop else slack // 2
+        if not self.random_crop:
+            offsets = slack // 2
+        else:
+            epoch = getattr(indices, "epoch", None)
+            rng = self._generator() if epoch is None else np.random.default_rng([self.seed, epoch, *indices])
+            offsets = rng.integers(0, slack + 1)
         starts = seg[:, 1] + offsets  # (B,)
         out = np.empty((len(seg), crop), dtype=np.float32)  # (B, T)
-        for b, (rec, s) in enumerate(zip(seg[:, 0].tolist(), starts.tolist())):
-            out[b] = self._array(rec)[s : s + crop]
+        try:
+            for b, (rec, s) in enumerate(zip(seg[:, 0].tolist(), starts.tolist())):
+                out[b] = self._crop(rec, s, crop)
+        except CacheFileError as e:
+            if get_worker_info() is None:
+                raise
+            return _DeferredError(CacheFileError, *e.args)  # raised by the main process
         out *= 1.0 / 32768.0
         lengths = torch.full((len(seg),), crop, dtype=torch.long)  # (B,)
-        return {"waveforms": torch.from_numpy(out), "lengths": lengths}
+        return {"waveforms": torch.from_numpy(out), "lengths": lengths,
+                "indices": torch.as_tensor(list(indices), dtype=torch.long)}
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([i])
@@ -134,39 +219,26 @@ def _batch_as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch  # __getitems__ already built the batch
 
 
-class MusicNetDataModule(pl.LightningDataModule):
-    """MusicNet pre-training data (see the module docstring).
+class CachedAudioDataModule(pl.LightningDataModule):
+    """Pre-training data from any set of recordings: the shared machinery of the data modules.
 
-    Args:
-        root: data root (see :func:`find_musicnet_dir` for the layouts found).
-        cache_dir: where the 16 kHz cache lives; default ``<root>/cache_16k``.
-        max_sample_size, min_sample_size: crop at most / segments at least this many samples.
-        segment_seconds, hop_seconds: segmentation of the training recordings.
-        max_batch_seconds: audio per batch per device (87.5 s = 1.4M samples, as fairseq).
-        val_crop_seconds: length of the fixed validation crops.
-        seed: batch order and crops are deterministic from it (and the epoch).
-        max_recordings: use only the first N recordings of each split (quick runs).
+    ``prepare_data`` builds the 16 kHz cache, ``setup`` cuts the training recordings into
+    segments (``segment_seconds``, hop ``hop_seconds``) and the validation recordings into
+    fixed ``val_crop_seconds`` crops, the loaders batch them by seconds of audio
+    (:class:`SecondsBatchSampler`) as equal-length :class:`SegmentCrops`, and
+    ``state_dict`` / ``load_state_dict`` resume the train sampler mid-epoch.
+
+    A subclass implements :meth:`split_sources` and, in its ``__init__``, calls
+    ``super().__init__(root, cache_dir)`` then ``self.save_hyperparameters()`` with at least
+    these arguments: ``max_sample_size, min_sample_size, segment_seconds, hop_seconds,
+    max_batch_seconds, num_workers, pin_memory, persistent_workers, val_crop_seconds, seed,
+    progress`` (see :class:`MusicNetDataModule` for their meaning).
     """
 
-    def __init__(
-        self,
-        root: str,
-        cache_dir: str | None = None,
-        max_sample_size: int = 250000,
-        min_sample_size: int = 32000,
-        segment_seconds: float = 20.0,
-        hop_seconds: float = 10.0,
-        max_batch_seconds: float = 87.5,
-        num_workers: int = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = True,
-        val_crop_seconds: float = 10.0,
-        seed: int = 0,
-        max_recordings: int | None = None,
-        progress: bool = True,
-    ) -> None:
+    dataset_name = "audio"  # in log messages
+
+    def __init__(self, root: str, cache_dir: str | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.root = Path(root).expanduser()
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / "cache_16k"
         self.train_index: CacheIndex | None = None
@@ -176,29 +248,20 @@ class MusicNetDataModule(pl.LightningDataModule):
         self._train_sampler: SecondsBatchSampler | None = None
         self._pending_state: dict[str, int] | None = None
 
-    # -- data discovery and cache ---------------------------------------------------------
-    def sources(self) -> dict[str, list[tuple[str, Path]]]:
-        """``{"train": [(rec_id, wav)], "test": [...]}``, limited by ``max_recordings``."""
-        base = find_musicnet_dir(self.root)
-        out = {s: list_recordings(base, s) for s in SPLITS}
-        if not out["test"]:
-            raise MusicNetNotFoundError(
-                f"no validation recordings: {base}/test_data/*.wav is missing or empty; "
-                "MusicNet's archive ships 10 test recordings there (re-extract it)"
-            )
-        n = self.hparams.max_recordings
-        return {s: v[:n] for s, v in out.items()} if n else out
+    def split_sources(self) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+        """``(train, val)`` lists of ``(rec_id, audio file)``; ids unique and file-name safe."""
+        raise NotImplementedError
 
     def prepare_data(self) -> None:
         """Build (or update) the 16 kHz cache; reports every bad file before training."""
-        src = self.sources()
-        build_cache(src["train"] + src["test"], self.cache_dir, SAMPLE_RATE, self.hparams.progress)
+        train, val = self.split_sources()
+        build_cache(train + val, self.cache_dir, SAMPLE_RATE, self.hparams.progress)
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
-        src = self.sources()
-        self.train_index = open_cache(src["train"], self.cache_dir, SAMPLE_RATE)
-        self.val_index = open_cache(src["test"], self.cache_dir, SAMPLE_RATE)
+        train, val = self.split_sources()
+        self.train_index = open_cache(train, self.cache_dir, SAMPLE_RATE)
+        self.val_index = open_cache(val, self.cache_dir, SAMPLE_RATE)
         seg, hop = round(hp.segment_seconds * SAMPLE_RATE), round(hp.hop_seconds * SAMPLE_RATE)
         lengths = [e.num_samples for e in self.train_index.entries]
         self.train_segments = make_segments(lengths, seg, hop, hp.min_sample_size)
@@ -210,7 +273,7 @@ class MusicNetDataModule(pl.LightningDataModule):
                 f"no training segments: every recording under {self.root} is shorter than "
                 f"min_sample_size={hp.min_sample_size} samples"
             )
-        log.info("MusicNet: %s", self.summary())
+        log.info("%s: %s", self.dataset_name, self.summary())
 
     # -- summary --------------------------------------------------------------------------
     @property
@@ -236,22 +299,32 @@ class MusicNetDataModule(pl.LightningDataModule):
     def _files(self, index: CacheIndex) -> list[Path]:
         return [index.path(e) for e in index.entries]
 
+    def _rebuild_hint(self) -> str:
+        cache = "" if self.cache_dir == self.root / "cache_16k" else f" --cache-dir {self.cache_dir}"
+        return ("delete it if it is still there and rebuild the cache with "
+                f"`lightning-w2v data prepare musicnet --root {self.root}{cache}`")  # fmt: skip
+
     def _loader(self, dataset: SegmentCrops, sampler: SecondsBatchSampler) -> DataLoader:
         hp = self.hparams
-        return DataLoader(
+        dataset.hint = self._rebuild_hint()
+        return _ReraisingDataLoader(
             dataset,
             batch_sampler=sampler,
             collate_fn=_batch_as_is,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory and torch.cuda.is_available(),
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+            # Workers' base seeds come from this generator, not the global RNG: making a
+            # loader iterator then draws nothing from torch's global RNG, so training
+            # randomness does not depend on when loaders are (re)created, e.g. on resume.
+            generator=torch.Generator().manual_seed(hp.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
         if self.train_index is None:
             self.setup("fit")
-        sampler = SecondsBatchSampler(
+        sampler = _EpochTaggedSampler(
             self.train_segments[:, 2],
             hp.max_batch_seconds,
             SAMPLE_RATE,
@@ -299,3 +372,58 @@ class MusicNetDataModule(pl.LightningDataModule):
             self._train_sampler.load_state_dict(state_dict)
         else:
             self._pending_state = dict(state_dict)
+
+
+class MusicNetDataModule(CachedAudioDataModule):
+    """MusicNet pre-training data (see the module docstring).
+
+    Args:
+        root: data root (see :func:`find_musicnet_dir` for the layouts found).
+        cache_dir: where the 16 kHz cache lives; default ``<root>/cache_16k``.
+        max_sample_size, min_sample_size: crop at most / segments at least this many samples.
+        segment_seconds, hop_seconds: segmentation of the training recordings.
+        max_batch_seconds: audio per batch per device (87.5 s = 1.4M samples, as fairseq).
+        val_crop_seconds: length of the fixed validation crops.
+        seed: batch order and crops are deterministic from it (and the epoch).
+        max_recordings: use only the first N recordings of each split (quick runs).
+    """
+
+    dataset_name = "MusicNet"
+
+    def __init__(
+        self,
+        root: str,
+        cache_dir: str | None = None,
+        max_sample_size: int = 250000,
+        min_sample_size: int = 32000,
+        segment_seconds: float = 20.0,
+        hop_seconds: float = 10.0,
+        max_batch_seconds: float = 87.5,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_crop_seconds: float = 10.0,
+        seed: int = 0,
+        max_recordings: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        super().__init__(root, cache_dir)
+        self.save_hyperparameters()
+
+    # -- data discovery ---------------------------------------------------------------------
+    def sources(self) -> dict[str, list[tuple[str, Path]]]:
+        """``{"train": [(rec_id, wav)], "test": [...]}``, limited by ``max_recordings``."""
+        base = find_musicnet_dir(self.root)
+        out = {s: list_recordings(base, s) for s in SPLITS}
+        if not out["test"]:
+            raise MusicNetNotFoundError(
+                f"no validation recordings: {base}/test_data/*.wav is missing or empty; "
+                "MusicNet's archive ships 10 test recordings there (re-extract it)"
+            )
+        n = self.hparams.max_recordings
+        return {s: v[:n] for s, v in out.items()} if n else out
+
+    def split_sources(self) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+        """Training recordings, and the official test recordings for validation."""
+        src = self.sources()
+        return src["train"], src["test"]
