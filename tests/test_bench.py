@@ -98,7 +98,7 @@ ARGS = ["--preset", "tiny", "--device", "cpu", "--steps", "20", "--warmup", "2",
 
 def test_cli_tiny_cpu(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    main(ARGS + ["--json", str(out)])
+    assert main(ARGS + ["--json", str(out)]) == 0
     result = json.loads(out.read_text())
     _check_result(result, capsys.readouterr().out)
     assert result["steps"] == 20 and result["batch_size"] == 2
@@ -108,7 +108,8 @@ def test_cli_tiny_cpu(tmp_path, capsys):
 def test_cli_tiny_cpu_compare_transformers(tmp_path, capsys):
     pytest.importorskip("transformers")
     out = tmp_path / "bench.json"
-    main(ARGS + ["--steps", "5", "--no-loader", "--compare-transformers", "--json", str(out)])
+    args = ARGS + ["--steps", "3", "--warmup", "1", "--share-steps", "1", "--no-loader", "--compare-transformers"]
+    assert main(args + ["--json", str(out)]) == 0
     result = json.loads(out.read_text())
     printed = capsys.readouterr().out
     assert "transformers_ratio" in printed

@@ -95,9 +95,9 @@ def test_batch_format(root):
     m = dm(root, batch_size=4)
     m.setup("fit")
     b = next(iter(m.train_dataloader()))
-    assert set(b) == {"waveforms", "labels", "pitch", "family"}
+    assert set(b) == {"waveforms", "labels", "pitch", "family", "index"}
     assert b["waveforms"].shape == (4, 64000) and b["waveforms"].dtype == torch.float32
-    for k in ("labels", "pitch", "family"):
+    for k in ("labels", "pitch", "family", "index"):
         assert b[k].shape == (4,) and b[k].dtype == torch.long
     assert torch.equal(b["labels"], b["pitch"] - 9)
     assert len(list(m.val_dataloader())) == 3 and len(m.datasets) == 2

@@ -145,3 +145,18 @@ def test_pitch_metrics_and_bf16_fit_step(tiny_pretrain_ckpt, tmp_path):
     for key in ("test/acc", "test/acc_top5", "test/f1_macro", "test/chroma_acc", "test/loss"):
         assert key in metrics and torch.isfinite(metrics[key])
     assert (tmp_path / "test_metrics.json").exists() and (tmp_path / "confusion_matrix.png").exists()
+
+
+def test_fe_caches_pooled_features_and_gives_the_same_logits(tiny_pretrain_ckpt):
+    module = _module(tiny_pretrain_ckpt, "FE").train()
+    batch = {"waveforms": torch.randn(3, 16000), "labels": torch.tensor([0, 1, 2]), "index": torch.tensor([5, 6, 7])}
+    with torch.no_grad():
+        direct = module.head.classify(module.pooled_features(batch["waveforms"]))
+        first = module.head.classify(module._cached_pooled_features(batch, "train"))
+        calls = []
+        handle = module.encoder.register_forward_hook(lambda *args: calls.append(1))
+        second = module.head.classify(module._cached_pooled_features(batch, "train"))
+        handle.remove()
+    torch.testing.assert_close(first, direct)
+    torch.testing.assert_close(second, direct)
+    assert not calls, "the second epoch must not run the frozen encoder again"

@@ -15,7 +15,9 @@ Bad data policy:
 - During training (files that break after setup, or ``validate_audio="none"``): fail fast
   with :class:`~lightning_w2v.data.audio.AudioFileError` naming the file, by default;
   ``on_bad_file="skip"`` drops the example from its batch, logs a warning and counts it
-  in the dataset's ``num_skipped`` (per DataLoader worker process).
+  in the dataset's ``num_skipped``. With DataLoader workers, both happen in the main
+  process: the worker hands the problem over with the batch, so the error is the same
+  ``AudioFileError`` (not a worker traceback) and ``num_skipped`` counts every worker's skips.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .audio import AudioFileError, check_header, read_audio
 
@@ -126,13 +128,58 @@ def select_per_class(
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
 
+class _DeferredError:
+    """A bad file met in a DataLoader worker; the main process raises it (see below)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.exc_type, self.message, self.attrs = type(error), str(error), dict(vars(error))
+
+    def reraise(self) -> None:
+        # Rebuilt without calling __init__ (AudioFileError takes (path, problem, hint)).
+        error = self.exc_type.__new__(self.exc_type, self.message)
+        error.args = (self.message,)
+        error.__dict__.update(self.attrs)
+        raise error
+
+
+class _SkippedNote:
+    """A note skipped in a DataLoader worker; counted and reported by the main process."""
+
+    def __init__(self, note: str, message: str) -> None:
+        self.note, self.message = note, message
+
+
+SKIPPED_KEY = "skipped_notes"  # batch key (only when a note was skipped in a worker)
+
+
+class _NotesLoader(DataLoader):
+    """Raises a worker's bad file in the main process, and counts a worker's skips there."""
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            if isinstance(batch, _DeferredError):
+                batch.reraise()
+            if isinstance(batch, dict) and SKIPPED_KEY in batch:
+                for note, message in batch.pop(SKIPPED_KEY):
+                    self.dataset.count_skipped(note, message)
+            yield batch
+
+
 class NSynthNotes(Dataset):
-    """Items ``{"waveform": (64000,), "label", "pitch", "family"}``; ``None`` if skipped."""
+    """Items ``{"waveform": (64000,), "label", "pitch", "family"}``; ``None`` if skipped.
+
+    In a DataLoader worker a bad file gives a placeholder instead (raised, or counted, by
+    the loader in the main process); :func:`collate_notes` passes it on.
+    """
 
     def __init__(self, records: list[dict], labels: np.ndarray, on_bad_file: str = "raise") -> None:
         self.records, self.labels = records, labels
         self.on_bad_file = on_bad_file
         self.num_skipped = 0
+
+    def count_skipped(self, note: str, message: str) -> None:
+        self.num_skipped += 1
+        log.warning("skipping note %s: %s (%d skipped so far)", note, message, self.num_skipped)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -146,28 +193,43 @@ class NSynthNotes(Dataset):
                     rec["path"], f"expected {SAMPLE_RATE} Hz x {NUM_SAMPLES} frames, "
                     f"found {sr} Hz x {len(wave)}", "replace the file")  # fmt: skip
         except AudioFileError as e:
+            in_worker = get_worker_info() is not None
             if self.on_bad_file != "skip":
+                if in_worker:
+                    return _DeferredError(e)
                 raise
-            self.num_skipped += 1
-            log.warning("skipping note %s: %s (%d skipped so far in this process)",
-                        rec["note_str"], e, self.num_skipped)  # fmt: skip
+            if in_worker:
+                return _SkippedNote(rec["note_str"], str(e))
+            self.count_skipped(rec["note_str"], str(e))
             return None
         return {"waveform": torch.from_numpy(wave), "label": int(self.labels[i]),
-                "pitch": rec["pitch"], "family": rec["instrument_family"]}  # fmt: skip
+                "pitch": rec["pitch"], "family": rec["instrument_family"], "index": i}  # fmt: skip
 
 
 def collate_notes(items: list[dict[str, Any] | None]) -> dict[str, torch.Tensor]:
-    """Stack items into ``{"waveforms": (B, 64000), "labels", "pitch", "family": (B,)}``."""
-    items = [it for it in items if it is not None]
+    """Stack items into ``{"waveforms": (B, 64000), "labels", "pitch", "family", "index": (B,)}``.
+
+    ``None`` items (skipped notes) are dropped. From a worker, a bad file in ``raise`` mode
+    becomes the whole batch, and skipped notes are listed under ``SKIPPED_KEY``, for the
+    loader to handle in the main process.
+    """
+    for it in items:
+        if isinstance(it, _DeferredError):
+            return it  # type: ignore[return-value]
+    skipped = [(it.note, it.message) for it in items if isinstance(it, _SkippedNote)]
+    items = [it for it in items if isinstance(it, dict)]
+    extra = {SKIPPED_KEY: skipped} if skipped else {}
     if not items:
         empty = torch.zeros(0, dtype=torch.long)
         return {"waveforms": torch.zeros(0, NUM_SAMPLES), "labels": empty, "pitch": empty,
-                "family": empty}  # fmt: skip
+                "family": empty, "index": empty, **extra}  # fmt: skip
     return {
+        **extra,
         "waveforms": torch.stack([it["waveform"] for it in items]),  # (B, 64000)
         "labels": torch.tensor([it["label"] for it in items], dtype=torch.long),  # (B,)
         "pitch": torch.tensor([it["pitch"] for it in items], dtype=torch.long),
         "family": torch.tensor([it["family"] for it in items], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),  # position in the split
     }
 
 
@@ -288,7 +350,7 @@ class NSynthDataModule(pl.LightningDataModule):
         hp = self.hparams
         if split not in self.datasets:
             self.datasets[split] = self.load_split(split)
-        return DataLoader(
+        return _NotesLoader(
             self.datasets[split],
             batch_size=hp.batch_size,
             shuffle=shuffle,

@@ -44,6 +44,9 @@ class FinetuneModule(pl.LightningModule):
             over all of them).
         standardize_features: non-affine BatchNorm on the pooled features before the linear
             layer (linear-probing practice; off for the paper's plain linear head).
+        cache_frozen_features: under FE the encoder is frozen and in eval mode, so its pooled
+            output for a given note never changes: keep it (keyed by the batch's ``index``)
+            after the first epoch, and later epochs only run the head. No effect otherwise.
         seed: recorded with the test metrics, so results can be aggregated by seed.
         results_dir: where ``test_metrics.json`` and the confusion matrix go (default: the
             trainer's root dir).
@@ -58,6 +61,7 @@ class FinetuneModule(pl.LightningModule):
         head_lr: float | None = None,
         layer: str | int = "last",
         standardize_features: bool = False,
+        cache_frozen_features: bool = True,
         seed: int = 0,
         results_dir: str | None = None,
     ) -> None:
@@ -79,6 +83,7 @@ class FinetuneModule(pl.LightningModule):
         self.val_metrics = self._make_metrics("val")
         self.test_metrics = self._make_metrics("test")
         self.test_confusion = MulticlassConfusionMatrix(num_classes=self.num_classes)
+        self._pooled_cache: dict[str, dict[int, Tensor]] = {}  # stage -> note index -> (S, E)
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self._trainer else None
@@ -116,6 +121,10 @@ class FinetuneModule(pl.LightningModule):
     # ------------------------------------------------------------------ forward
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
         """(B, S) audio -> (B, num_classes) logits."""
+        return self.head.classify(self.pooled_features(waveforms, lengths))
+
+    def pooled_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """(B, S) audio -> (B, S', E) time-pooled encoder output the head reads."""
         read_all = self.head.reads_hidden_states
         if self.hparams.policy == "FE":
             with torch.no_grad():
@@ -126,7 +135,20 @@ class FinetuneModule(pl.LightningModule):
             out = self._transform(features, frame_lengths, read_all)
         else:
             out = self.encoder(waveforms, lengths, output_hidden_states=read_all)
-        return self.head(out)
+        return self.head.pool(out)
+
+    def _cached_pooled_features(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        """FE only: pooled features from the cache, computing (and keeping) the missing ones."""
+        cache = self._pooled_cache.setdefault(stage, {})
+        keys = batch["index"].tolist()
+        missing = [i for i, key in enumerate(keys) if key not in cache]
+        if missing:
+            rows = torch.tensor(missing, device=batch["waveforms"].device)
+            lengths = batch.get("lengths")
+            fresh = self.pooled_features(batch["waveforms"][rows], None if lengths is None else lengths[rows])
+            for row, features in zip(missing, fresh.detach()):
+                cache[keys[row]] = features
+        return torch.stack([cache[key] for key in keys])  # (B, S', E)
 
     def _transform(self, features: Tensor, frame_lengths: Tensor | None, read_all: bool):
         from ..models.backbone import padding_mask_from_lengths
@@ -145,7 +167,12 @@ class FinetuneModule(pl.LightningModule):
         return MetricCollection(metrics, prefix=f"{stage}/")
 
     def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        logits = self(batch["waveforms"], batch.get("lengths"))
+        cacheable = (self.hparams.policy == "FE" and self.hparams.cache_frozen_features and "index" in batch
+                     and self.head.layer != "weighted")  # all layers of every note would not fit in memory
+        if cacheable:
+            logits = self.head.classify(self._cached_pooled_features(batch, stage))
+        else:
+            logits = self(batch["waveforms"], batch.get("lengths"))
         labels = batch["labels"]
         loss = nn.functional.cross_entropy(logits.float(), labels)
         batch_size = labels.shape[0]

@@ -8,11 +8,11 @@ from ..models.backbone import EncoderOutput
 
 
 def masked_mean(x: Tensor, padding_mask: Tensor | None) -> Tensor:
-    """(B, T, E) -> (B, E), averaging only over frames that are not padding."""
+    """(..., B, T, E) -> (..., B, E), averaging only over frames that are not padding."""
     if padding_mask is None:
-        return x.mean(dim=1)
+        return x.mean(dim=-2)
     keep = (~padding_mask).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-    return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
+    return (x * keep).sum(dim=-2) / keep.sum(dim=-2).clamp_min(1.0)
 
 
 class PooledClassifier(nn.Module):
@@ -21,6 +21,7 @@ class PooledClassifier(nn.Module):
     layer: ``"last"`` (the paper: last Transformer block), an int index into the hidden
     states (0 = Transformer input after the projection, i = layer i), or ``"weighted"``:
     softmax-normalised learned weights over all hidden states (SUPERB-style probing).
+    Pooling is linear, so the weighted sum of pooled layers equals pooling the weighted sum.
     standardize: standardise the pooled features with a non-affine BatchNorm before the
     linear layer (the usual linear-probing practice, e.g. MAE). At test time it is a fixed
     affine map, so the classifier stays linear; it makes short probes converge far faster.
@@ -46,16 +47,23 @@ class PooledClassifier(nn.Module):
     def layer_weights(self) -> Tensor | None:
         return None if self.layer_logits is None else torch.softmax(self.layer_logits, dim=0)
 
-    def select(self, out: EncoderOutput) -> Tensor:
+    def pool(self, out: EncoderOutput) -> Tensor:
+        """Encoder output -> (B, S, E) time-pooled features: S = 1, or L+1 for ``weighted``."""
         if self.layer == "last":
-            return out.last_hidden_state
+            return masked_mean(out.last_hidden_state, out.padding_mask).unsqueeze(1)
         assert out.hidden_states is not None, "the encoder must return hidden states for this head"
         if self.layer == "weighted":
             stacked = torch.stack(out.hidden_states, dim=0)  # (L+1, B, T, E)
-            weights = self.layer_weights().to(stacked.dtype)
-            return torch.einsum("l,lbte->bte", weights, stacked)
-        return out.hidden_states[self.layer]
+            return masked_mean(stacked, out.padding_mask).transpose(0, 1)  # (B, L+1, E)
+        return masked_mean(out.hidden_states[self.layer], out.padding_mask).unsqueeze(1)
+
+    def classify(self, pooled: Tensor) -> Tensor:
+        """(B, S, E) pooled features -> (B, num_classes) logits."""
+        if self.layer == "weighted":
+            features = torch.einsum("s,bse->be", self.layer_weights().to(pooled.dtype), pooled)
+        else:
+            features = pooled[:, 0]
+        return self.linear(self.norm(features.float()))
 
     def forward(self, out: EncoderOutput) -> Tensor:
-        pooled = masked_mean(self.select(out), out.padding_mask)  # (B, E)
-        return self.linear(self.norm(pooled.float()))  # (B, num_classes)
+        return self.classify(self.pool(out))
