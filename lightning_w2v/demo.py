@@ -28,6 +28,9 @@ QUICK = {"pretrain_steps": 20, "finetune_epochs": 1}  # a smoke test of the pipe
 # them up 10x (head) and 100x (encoder) so that each policy visibly learns.
 DEMO_LEARNING_RATES = {"FE": {"head_lr": 1e-2}, "FT1": {"head_lr": 1e-3, "encoder_lr": 1e-3},
                        "FT2": {"head_lr": 1e-3, "encoder_lr": 1e-3}}
+# FE runs the frozen encoder once and then trains the head on cached pooled features, so
+# many epochs cost little; early stopping (patience 10 on val/loss) ends it.
+DEMO_EPOCHS = {"FE": 60, "FT1": 6, "FT2": 6}
 
 
 def _banner(step: str, started: float) -> None:
@@ -56,6 +59,7 @@ def finetune(out: Path, data: Path, encoder: Path, task: str, policy: str, quick
             f"--trainer.default_root_dir={run_dir}", f"--seed_everything={seed}",
             f"--model.init_args.seed={seed}"]
     args += [f"--model.init_args.{name}={value}" for name, value in DEMO_LEARNING_RATES[policy].items()]
+    args.append(f"--trainer.max_epochs={DEMO_EPOCHS[policy]}")
     if quick:
         args.append(f"--trainer.max_epochs={QUICK['finetune_epochs']}")
     _fit(args)
