@@ -299,10 +299,16 @@ class CachedAudioDataModule(pl.LightningDataModule):
     def _files(self, index: CacheIndex) -> list[Path]:
         return [index.path(e) for e in index.entries]
 
+    def rebuild_command(self) -> str | None:
+        """The shell command that rebuilds this data's cache (named in cache errors), if any."""
+        return None
+
     def _rebuild_hint(self) -> str:
-        cache = "" if self.cache_dir == self.root / "cache_16k" else f" --cache-dir {self.cache_dir}"
-        return ("delete it if it is still there and rebuild the cache with "
-                f"`lightning-w2v data prepare musicnet --root {self.root}{cache}`")  # fmt: skip
+        command = self.rebuild_command()
+        if command:
+            return f"delete it if it is still there and rebuild the cache with `{command}`"
+        return ("delete it if it is still there and run again: prepare_data() rebuilds missing "
+                "cache files before training")  # fmt: skip
 
     def _loader(self, dataset: SegmentCrops, sampler: SecondsBatchSampler) -> DataLoader:
         hp = self.hparams
@@ -389,6 +395,10 @@ class MusicNetDataModule(CachedAudioDataModule):
     """
 
     dataset_name = "MusicNet"
+
+    def rebuild_command(self) -> str:
+        cache = "" if self.cache_dir == self.root / "cache_16k" else f" --cache-dir {self.cache_dir}"
+        return f"lightning-w2v data prepare musicnet --root {self.root}{cache}"
 
     def __init__(
         self,
