@@ -53,6 +53,19 @@ class LightningW2VCLI(LightningCLI):
                             help="After fit, evaluate the best checkpoint (by the checkpoint callback) on the test split.")
 
     def before_fit(self) -> None:
+        self._full_state_init()
+        self._continue_wandb_run()
+
+    def _full_state_init(self) -> None:
+        """``model.init_mode=full-state``: resume everything from ``model.init_from.path``."""
+        hparams = getattr(self.model, "hparams", {})
+        spec = hparams.get("init_from")
+        if hparams.get("init_mode") == "full-state" and spec is not None:
+            config = self.config_init[self.subcommand]
+            if config.get("ckpt_path") is None:
+                config["ckpt_path"] = spec.path if hasattr(spec, "path") else spec["path"]
+
+    def _continue_wandb_run(self) -> None:
         """Continue the same W&B run when resuming (``--ckpt_path last``, or a SLURM requeue)."""
         loggers = [lg for lg in self.trainer.loggers if isinstance(lg, WandbLogger)]
         if not loggers:

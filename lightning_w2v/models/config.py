@@ -145,6 +145,14 @@ def tiny_config(**overrides: Any) -> Wav2Vec2Config:
 
 PRESETS = {"base": base_config, "tiny": tiny_config}
 
+# Settings of the objective and schedule, which may change when continuing from a model;
+# everything else fixes the architecture and must match the weights.
+OBJECTIVE_FIELDS = frozenset({
+    "feature_grad_mult", "temperature_max", "temperature_min", "temperature_decay", "mask_prob",
+    "mask_length", "min_masks", "num_negatives", "logit_temperature", "diversity_loss_weight",
+    "feature_penalty_weight", "layerdrop",
+})
+
 
 def preset_config(name: str, **overrides: Any) -> Wav2Vec2Config:
     if name not in PRESETS:

@@ -4,11 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import logging
+
 import torch
 
 from .backbone import Wav2Vec2Backbone
-from .config import Wav2Vec2Config, preset_config
+from .config import OBJECTIVE_FIELDS, Wav2Vec2Config, preset_config
 
+log = logging.getLogger(__name__)
 SOURCES = ("checkpoint", "torchaudio", "huggingface", "fairseq", "random")
 BACKBONE_PREFIXES = ("model.backbone.", "backbone.", "encoder.")  # pretrain ckpt, bare model, finetune ckpt
 
@@ -113,3 +116,47 @@ def load_pretraining_model(path: str | Path):
         raise ValueError(f"{file} is not a pre-training checkpoint of this project (no quantizer weights)")
     model.load_state_dict(weights)
     return model.eval()
+
+
+def _huggingface_has_quantizer(path: str) -> bool:
+    """Whether a transformers model directory / hub id holds pre-training head weights."""
+    import transformers
+
+    try:
+        _, info = transformers.Wav2Vec2ForPreTraining.from_pretrained(path, output_loading_info=True)
+    except (OSError, ValueError):
+        return False
+    return not any(key.startswith("quantizer.") for key in info["missing_keys"])
+
+
+def continued_pretraining_model(spec: EncoderSpec, overrides: dict | None = None):
+    """A ``Wav2Vec2ForPretraining`` to continue pre-training from ``spec`` (weights only).
+
+    Our pre-training checkpoints and transformers pre-training models bring their quantizer
+    and projections; any other source (an exported encoder, a torchaudio bundle, a fairseq
+    encoder, a fine-tuned checkpoint) gets them freshly initialised, with a warning.
+    ``overrides`` changes objective settings (masking, negatives, loss weights) only.
+    """
+    from .wav2vec2 import Wav2Vec2ForPretraining
+
+    model = None
+    if spec.source == "checkpoint":
+        checkpoint = torch.load(_existing(spec.path), map_location="cpu", weights_only=False)
+        if any(k.startswith("model.quantizer.") for k in checkpoint.get("state_dict", {})):
+            model = load_pretraining_model(spec.path).train()
+    elif spec.source == "huggingface" and _huggingface_has_quantizer(spec.path):
+        model = Wav2Vec2ForPretraining.from_huggingface(spec.path).train()
+    if model is None:
+        backbone = load_encoder(spec)
+        log.warning("%s %s has no quantizer: continuing pre-training with a freshly initialised "
+                    "quantizer, project_q, final_proj and mask embedding", spec.source, spec.path)
+        model = Wav2Vec2ForPretraining(backbone.config, backbone=backbone)
+    if overrides:
+        fixed = sorted(set(overrides) - OBJECTIVE_FIELDS)
+        if fixed:
+            raise ValueError(f"model.model_overrides {fixed} change the architecture of {spec.path}; "
+                             f"when continuing pre-training only {sorted(OBJECTIVE_FIELDS)} may change")
+        config = model.config.with_overrides(**overrides)
+        model.config = model.backbone.config = config
+        model.backbone.layerdrop = config.layerdrop
+    return model

@@ -63,6 +63,18 @@ class Wav2Vec2ForPretraining(nn.Module):
 
         return from_huggingface_pretraining(model_or_dir)
 
+    def compile_pieces(self) -> None:
+        """``torch.compile`` the CNN, every Transformer layer and the quantizer, in place.
+
+        Compiling pieces rather than the whole model keeps layerdrop's per-step choice of
+        layers in Python, outside the graphs, so no drop pattern triggers a recompile; the
+        state-dict keys stay unchanged.
+        """
+        self.backbone.feature_extractor.compile()
+        for layer in self.backbone.transformer.layers:
+            layer.compile()
+        self.quantizer.compile()
+
     def set_temperature(self, value: float) -> None:
         self.quantizer.set_temperature(value)
 

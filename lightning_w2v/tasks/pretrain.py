@@ -10,11 +10,13 @@ import torch
 from torch import Tensor
 
 from ..models import Wav2Vec2ForPretraining, preset_config
+from ..models.encoders import EncoderSpec, continued_pretraining_model
 from ..models.masking import compute_span_mask, sample_negative_indices
 from .common import log_parameter_counts, skip_non_finite_update
 from .schedules import gumbel_temperature, warmup_linear_decay
 
 SAMPLE_RATE = 16_000
+INIT_MODES = ("weights-only", "full-state")
 
 
 class PretrainModule(pl.LightningModule):
@@ -29,7 +31,16 @@ class PretrainModule(pl.LightningModule):
         total_steps: updates at which the LR reaches 0; default: the trainer's max_steps.
         clip_grad_norm: max global gradient norm (0 disables clipping; the norm is logged anyway).
         max_consecutive_skips: a run with this many non-finite updates in a row stops.
-        compile: wrap the model in ``torch.compile``.
+        compile: ``torch.compile`` the CNN, each Transformer layer and the quantizer in place
+            (layerdrop then decides between compiled layers in Python: no recompiles; the
+            weight-normed positional conv stays eager).
+        init_from: continue pre-training from an existing model (see :class:`EncoderSpec`:
+            our checkpoint, a torchaudio bundle, a transformers model or a fairseq .pt).
+            A source without a quantizer (most exported encoders) gets a freshly initialised
+            quantizer, projections and mask embedding, with a warning.
+        init_mode: ``weights-only`` (fresh optimiser, schedule and temperature) or
+            ``full-state`` (our checkpoints only: resume everything from it, as
+            ``--ckpt_path`` does; the CLI passes it on).
     """
 
     def __init__(
@@ -45,13 +56,24 @@ class PretrainModule(pl.LightningModule):
         clip_grad_norm: float = 10.0,
         max_consecutive_skips: int = 20,
         compile: bool = False,
+        init_from: EncoderSpec | None = None,
+        init_mode: str = "weights-only",
     ) -> None:
         super().__init__()
+        if init_mode not in INIT_MODES:
+            raise ValueError(f"model.init_mode={init_mode!r}: choose one of {', '.join(INIT_MODES)}")
         self.save_hyperparameters()
-        config = preset_config(preset, **(model_overrides or {}))
-        self.model = Wav2Vec2ForPretraining(config)
-        # Kept out of the module tree (no duplicate weights in the state dict).
-        self.__dict__["_forward"] = torch.compile(self.model) if compile else self.model
+        if init_from is not None and init_mode == "full-state":
+            if init_from.source != "checkpoint":
+                raise ValueError("model.init_mode=full-state needs model.init_from.source=checkpoint "
+                                 "(only our own checkpoints carry optimiser and schedule state)")
+            init_from = None  # the weights come with the full state (the CLI sets --ckpt_path)
+        if init_from is not None:
+            self.model = continued_pretraining_model(init_from, model_overrides)
+        else:
+            self.model = Wav2Vec2ForPretraining(preset_config(preset, **(model_overrides or {})))
+        if compile:
+            self.model.compile_pieces()
         self.skipped_updates = 0
         self._consecutive_skips = 0
         self._batch_started: float | None = None
@@ -115,7 +137,7 @@ class PretrainModule(pl.LightningModule):
         self._batch_started = time.perf_counter()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        out = self._forward(batch["waveforms"], batch.get("lengths"))
+        out = self.model(batch["waveforms"], batch.get("lengths"))
         total_masked = self._global_masked_frames(out.num_masked)
         self.last_num_masked, self.last_num_masked_global = out.num_masked.detach(), total_masked
         # Sum over masked frames of all ranks / their count; DDP averages gradients over
