@@ -84,6 +84,9 @@ class FinetuneModule(pl.LightningModule):
         self.test_metrics = self._make_metrics("test")
         self.test_confusion = MulticlassConfusionMatrix(num_classes=self.num_classes)
         self._pooled_cache: dict[str, dict[int, Tensor]] = {}  # stage -> note index -> (S, E)
+        # Lightning keeps the modules' modes as they are at fit start (it never calls train()),
+        # so apply the policy's modes now, and again at each epoch start.
+        self.train()
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self._trainer else None
@@ -106,6 +109,10 @@ class FinetuneModule(pl.LightningModule):
         if self.hparams.policy == "FE":
             self.encoder.eval()  # frozen encoder: no dropout, no layerdrop
         return self
+
+    def on_train_epoch_start(self) -> None:
+        if self.hparams.policy == "FE":
+            self.encoder.eval()
 
     def configure_optimizers(self):
         policy = self.hparams.policy
