@@ -85,12 +85,13 @@ def _delegate(command: str, argv: Sequence[str]) -> int:
     """Commands with parsers of their own: bench, export, probe-layers, label-efficiency."""
     import importlib
 
-    module = importlib.import_module(DELEGATED[command], package=__package__)
-    return module.main(list(argv)) or 0
+    module_name, function = DELEGATED[command]
+    module = importlib.import_module(module_name, package=__package__)
+    return getattr(module, function)(list(argv)) or 0
 
 
-DELEGATED = {"bench": ".bench", "export": ".models.export", "probe-layers": ".probing",
-             "label-efficiency": ".probing_label_efficiency"}
+DELEGATED = {"bench": (".bench", "main"), "export": (".models.export", "main"),
+             "probe-layers": (".probing", "main"), "label-efficiency": (".probing", "label_efficiency_main")}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -326,12 +326,12 @@ def plot_label_efficiency(rows: list[dict[str, Any]], path: Path, title: str = "
 class FrozenEncoderEval(pl.Callback):
     """Keeps the encoder of an FE model in eval mode while it trains (no dropout, no layerdrop).
 
-    ``FinetuneModule`` switches its FE encoder to eval mode in its ``train()`` override, but
     Lightning 2.x never calls ``train()`` when fitting starts (it keeps each module's mode, and
-    restores it after validation), so a freshly built FE model would train with the frozen
-    encoder's dropout active. This sets ``encoder.eval()`` at the start of every training
-    epoch; Lightning then restores that mode after each validation. A no-op for FT1/FT2 and
-    once ``FinetuneModule`` does this itself.
+    restores it after validation), so an FE model whose ``train()`` override alone switched the
+    encoder to eval mode would train with the frozen encoder's dropout active. This sets
+    ``encoder.eval()`` at the start of every training epoch. ``FinetuneModule`` now does the
+    same itself (``self.train()`` in ``__init__`` and ``on_train_epoch_start``); the probes keep
+    this as a guard against regressions. A no-op for FT1/FT2.
     """
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -459,15 +459,17 @@ def label_efficiency_main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``probe-layers ...`` or ``label-efficiency ...`` (what ``lightning-w2v`` should dispatch)."""
+    """``lightning-w2v probe-layers ARGS`` calls ``main(ARGS)``; ``main(["label-efficiency", ...])``
+    (or :func:`label_efficiency_main`)
+    runs the other study. ``python -m lightning_w2v.probing {probe-layers,label-efficiency} ...``."""
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"probe-layers": probe_layers_main, "label-efficiency": label_efficiency_main}
-    if not argv or argv[0] not in commands:
-        print(f"usage: python -m lightning_w2v.probing {{{','.join(commands)}}} ...", file=sys.stderr)
-        return 2
-    return commands[argv[0]](argv[1:])
+    if argv and argv[0] == "label-efficiency":
+        return label_efficiency_main(argv[1:])
+    if argv and argv[0] == "probe-layers":
+        argv = argv[1:]
+    return probe_layers_main(argv)
 
 
 if __name__ == "__main__":

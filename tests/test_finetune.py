@@ -160,3 +160,18 @@ def test_fe_caches_pooled_features_and_gives_the_same_logits(tiny_pretrain_ckpt)
     torch.testing.assert_close(first, direct)
     torch.testing.assert_close(second, direct)
     assert not calls, "the second epoch must not run the frozen encoder again"
+
+
+def test_macro_f1_is_not_computed_from_top5_counts(tiny_pretrain_ckpt):
+    """A one-class first batch (sorted splits) must not merge F1 with top-5 accuracy's state."""
+    from torchmetrics.classification import MulticlassF1Score
+
+    module = _module(tiny_pretrain_ckpt, "FE")
+    torch.manual_seed(0)
+    first_logits, first_labels = torch.zeros(8, 11), torch.zeros(8, dtype=torch.long)
+    second_logits, second_labels = torch.randn(16, 11), torch.randint(0, 11, (16,))
+    reference = MulticlassF1Score(num_classes=11, average="macro")
+    for logits, labels in ((first_logits, first_labels), (second_logits, second_labels)):
+        module.test_metrics.update(logits, labels)
+        reference.update(logits, labels)
+    assert module.test_metrics.compute()["test/f1_macro"].item() == pytest.approx(reference.compute().item())

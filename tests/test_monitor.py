@@ -158,7 +158,8 @@ def test_forced_collapse_is_diagnosed_checkpointed_stopped_and_logged(tmp_path, 
 def test_healthy_demo_pretraining_is_silent(demo_root, tmp_path, recwarn):
     """The monitor as configured in conf/pretrain/demo.yaml checks a short demo run and stays quiet."""
     cli = cli_main(["fit", "--config", str(CONF / "pretrain" / "demo.yaml"),
-                    f"--data.init_args.root={demo_root / 'musicnet'}", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+                    f"--data.init_args.root={demo_root / 'musicnet'}",
+                    f"--data.init_args.cache_dir={tmp_path / 'cache'}",
                     "--trainer.max_steps=30", f"--trainer.default_root_dir={tmp_path / 'run'}",
                     "--data.init_args.max_batch_seconds=6.0",  # 2 crops of 3 s per batch: fast
                     "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=1",

@@ -13,7 +13,8 @@ from lightning_w2v import FinetuneModule
 from lightning_w2v.models import tiny_config
 from lightning_w2v.models.backbone import Wav2Vec2Backbone
 from lightning_w2v.models.encoders import EncoderSpec
-from lightning_w2v.probing import FrozenEncoderEval, LayerWeightsLogger, main as probing_main
+from lightning_w2v.__main__ import main as lightning_w2v_main  # the `lightning-w2v` command
+from lightning_w2v.probing import FrozenEncoderEval, LayerWeightsLogger
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dropout_input=0.0,
@@ -93,10 +94,12 @@ def test_frozen_encoder_eval_keeps_the_fe_encoder_in_eval_mode_through_fit(tiny_
 # ---------------------------------------------------------------------------- end to end
 def test_probe_layers_command_writes_one_probe_per_layer(tiny_pretrain_ckpt, demo_root, tmp_path):
     out = tmp_path / "probe"
-    code = probing_main(["probe-layers", "--ckpt", str(tiny_pretrain_ckpt), "--nsynth", str(demo_root / "nsynth"),
+    nsynth = str(demo_root / "nsynth")
+    code = lightning_w2v_main(["probe-layers", "--ckpt", str(tiny_pretrain_ckpt), "--nsynth", nsynth,
                          "--task", "instrument", "--out", str(out), "--max-epochs", "1", "--subset", "1",
                          "--weighted", "--override=--trainer.limit_val_batches=1",
-                         "--override=--trainer.num_sanity_val_steps=0", "--override=--trainer.enable_progress_bar=false"])
+                         "--override=--trainer.num_sanity_val_steps=0",
+                         "--override=--trainer.enable_progress_bar=false"])
     assert code == 0
     rows = _rows(out / "probe_layers.csv")
     assert [r["layer"] for r in rows] == ["0", "1", "2", "weighted"]  # tiny: L = 2, all hidden states
@@ -122,7 +125,8 @@ def test_probe_layers_command_writes_one_probe_per_layer(tiny_pretrain_ckpt, dem
 
 def test_label_efficiency_command_trains_on_k_notes_per_class(tiny_pretrain_ckpt, demo_root, tmp_path):
     out = tmp_path / "label_efficiency"
-    code = probing_main(["label-efficiency", "--ckpt", str(tiny_pretrain_ckpt), "--nsynth", str(demo_root / "nsynth"),
+    nsynth = str(demo_root / "nsynth")
+    code = lightning_w2v_main(["label-efficiency", "--ckpt", str(tiny_pretrain_ckpt), "--nsynth", nsynth,
                          "--task", "instrument", "--out", str(out), "--ks", "1", "2", "--policies", "FE", "FT2",
                          "--max-epochs", "1", "--override=--trainer.limit_val_batches=1",
                          "--override=--trainer.limit_test_batches=1", "--override=--trainer.num_sanity_val_steps=0",

@@ -171,7 +171,9 @@ class FinetuneModule(pl.LightningModule):
             "acc_top5": MulticlassAccuracy(num_classes=self.num_classes, top_k=5, average="micro"),
             "f1_macro": MulticlassF1Score(num_classes=self.num_classes, average="macro"),
         }
-        return MetricCollection(metrics, prefix=f"{stage}/")
+        # compute_groups=False: torchmetrics may otherwise merge acc_top5 and f1_macro into one
+        # state group after a one-class first batch and report F1 from top-5 counts.
+        return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)
 
     def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         cacheable = (self.hparams.policy == "FE" and self.hparams.cache_frozen_features and "index" in batch
