@@ -30,7 +30,7 @@ DEMO_LEARNING_RATES = {"FE": {"head_lr": 1e-2}, "FT1": {"head_lr": 1e-3, "encode
                        "FT2": {"head_lr": 1e-3, "encoder_lr": 1e-3}}
 # FE runs the frozen encoder once and then trains the head on cached pooled features, so
 # many epochs cost little; early stopping (patience 10 on val/loss) ends it.
-DEMO_EPOCHS = {"FE": 60, "FT1": 1, "FT2": 2}  # FT1 back-propagates through the CNN: the costliest
+DEMO_EPOCHS = {"FE": 60, "FT1": 3, "FT2": 4}  # FT1 back-propagates through the CNN: the costliest
 
 
 def _banner(step: str, started: float) -> None:
