@@ -47,10 +47,21 @@ def _data(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from .analysis import runners
+    from .loggers import start_wandb_run
 
+    run = start_wandb_run(args.wandb_project, job_type=f"analyze-{args.analysis}",
+                          config=vars(args) | {"func": None}, save_dir=args.out)
+    try:
+        return _run_analysis(args, runners, run)
+    finally:
+        if run is not None:
+            run.finish()
+
+
+def _run_analysis(args: argparse.Namespace, runners, run) -> int:
     if args.analysis == "codebooks":
         summary = runners.codebook_analysis(args.ckpt[0], args.nsynth, args.out, split=args.split,
-                                            max_notes=args.max_notes, device=args.device)
+                                            max_notes=args.max_notes, device=args.device, logger=run)
         joint = summary["joint"]
         print(f"codebook analysis written to {args.out}")
         for kind in ("pitch", "family"):
@@ -59,7 +70,7 @@ def _analyze(args: argparse.Namespace) -> int:
                   f"purity {stats['purity']:.3f}")
         return 0
     curves = runners.pwcca_analysis(args.ckpt, args.musicnet, args.out, names=args.name, fraction=args.fraction,
-                                    device=args.device)
+                                    device=args.device, logger=run)
     for name, values in curves.items():
         print(f"  {name}: " + " ".join(f"{v:.3f}" for v in values))
     print(f"PWCCA written to {args.out}")
@@ -78,7 +89,27 @@ def _results(args: argparse.Namespace) -> int:
         write_csv(rows, args.csv)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
+    if args.wandb_project:
+        _log_results_table(args.wandb_project, rows, Path(args.csv).parent if args.csv else Path("."))
     return 0
+
+
+def _log_results_table(project: str, rows: list[dict], save_dir: Path) -> None:
+    """Table 1 (ours next to the paper's) as a W&B table."""
+    import wandb
+
+    from .analysis.results import paper_accuracy
+    from .loggers import start_wandb_run
+
+    run = start_wandb_run(project, job_type="results", save_dir=save_dir)
+    columns = ["encoder", "policy", "task", "n", "acc_mean", "acc_std", "paper_acc"]
+    table = wandb.Table(columns=columns)
+    for row in rows:
+        acc = row["metrics"].get("test/acc", {})
+        table.add_data(row["encoder"], row["policy"], row["task"], row["n"], acc.get("mean"), acc.get("std"),
+                       paper_accuracy(row["encoder"], row["policy"], row["task"]))
+    run.log({"results/table1": table})
+    run.finish()
 
 
 def _delegate(command: str, argv: Sequence[str]) -> int:
@@ -125,12 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--fraction", type=float, default=0.5, help="share of recordings (the paper: half)")
     analyze.add_argument("--out", default="analysis_out")
     analyze.add_argument("--device", default="cpu")
+    analyze.add_argument("--wandb-project", default=None, help="also log figures and numbers to this W&B project")
     analyze.set_defaults(func=_analyze)
 
     results = sub.add_parser("results", help="Table 1 from fine-tuning run folders")
     results.add_argument("run_dirs", nargs="+")
     results.add_argument("--csv", default=None)
     results.add_argument("--markdown", default=None)
+    results.add_argument("--wandb-project", default=None, help="also log the table to this W&B project")
     results.set_defaults(func=_results)
 
     sub.add_parser("bench", help="pre-training throughput benchmark (see BENCHMARKS.md)", add_help=False)

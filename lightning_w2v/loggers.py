@@ -72,3 +72,24 @@ class WandbLogger(_LightningWandbLogger):
                   f"  wandb sync {run_dir}", flush=True)
             self._offline_reason = None
         return run
+
+
+def start_wandb_run(project: str | None, job_type: str, config: dict[str, Any] | None = None,
+                    name: str | None = None, entity: str | None = None, save_dir: str | os.PathLike = "."):
+    """A plain W&B run for the commands outside Lightning (analyses, results); None if no project.
+
+    Same mode rules as :class:`WandbLogger`: online with credentials and network, else
+    offline with the ``wandb sync`` hint; ``WANDB_MODE=disabled`` turns it off.
+    """
+    if not project:
+        return None
+    import wandb
+
+    mode, reason = resolve_wandb_mode()
+    os.makedirs(save_dir, exist_ok=True)
+    run = wandb.init(project=project, entity=entity, name=name, job_type=job_type, config=config or {},
+                     mode=mode, dir=str(save_dir))
+    if mode == "offline" and getattr(run, "dir", None):
+        print(f"W&B is logging offline ({reason}). Upload later with:\n"
+              f"  wandb sync {os.path.dirname(run.dir.rstrip('/'))}", flush=True)
+    return run
