@@ -150,3 +150,22 @@ def test_feature_grad_mult_scales_cnn_gradient():
         grads[mult] = model.backbone.feature_extractor.conv_layers[-1].conv.weight.grad.clone()
     ratio = grads[0.1].norm() / grads[1.0].norm()
     assert ratio.item() == pytest.approx(0.1, rel=1e-3)
+
+
+def test_compiled_pieces_give_the_same_losses_and_keep_state_dict_keys():
+    eager = Wav2Vec2ForPretraining(tiny_config()).eval()
+    compiled = Wav2Vec2ForPretraining(tiny_config()).eval()
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_pieces()
+    assert sorted(compiled.state_dict()) == sorted(eager.state_dict())
+    generator = torch.Generator().manual_seed(1)
+    waveforms = torch.randn(2, 16000, generator=generator)
+    mask = compute_span_mask(2, eager.config.num_frames(16000), 0.65, 10, generator=generator)
+    negatives = sample_negative_indices(mask, eager.config.num_negatives, generator=generator)
+    with torch.no_grad():
+        a = eager(waveforms, mask=mask, negative_indices=negatives)
+        b = compiled(waveforms, mask=mask, negative_indices=negatives)
+    torch.testing.assert_close(b.loss, a.loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b.contrastive_loss, a.contrastive_loss, rtol=1e-5, atol=1e-5)
+    finite = torch.isfinite(a.logits) & mask[..., None]
+    torch.testing.assert_close(b.logits[finite], a.logits[finite], rtol=1e-5, atol=1e-5)
