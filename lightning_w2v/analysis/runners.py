@@ -19,8 +19,6 @@ from .pwcca import pwcca
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
-FAMILY_NAMES = ["bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string",
-                "synth_lead", "vocal"]
 
 
 def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -57,6 +55,7 @@ def nsynth_codes(ckpt: str | Path, nsynth_root: str | Path, split: str = "test",
 def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | Path, split: str = "test",
                       max_notes: int | None = None, device: str = "cpu", logger=None) -> dict:
     """Fig. 1-2: co-occurrence of codewords with pitch and family; matrices, heatmaps, summary JSON."""
+    from ..data.nsynth import FAMILIES
     from .plots import plot_cooccurrence_heatmap
 
     out = Path(out_dir)
@@ -71,7 +70,7 @@ def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | 
     num_joint = num_entries ** codes.shape[1]
     label_spaces = {
         "pitch": (data["pitch"], 121, [str(m) for m in range(121)]),
-        "family": (data["family"], len(FAMILY_NAMES), FAMILY_NAMES),
+        "family": (data["family"], len(FAMILIES), list(FAMILIES)),
     }
     matrices, images = {}, []
     for kind, (values, num_labels, names) in label_spaces.items():

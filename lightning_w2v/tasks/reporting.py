@@ -9,15 +9,13 @@ import torch
 
 log = logging.getLogger(__name__)
 
-FAMILY_NAMES = ["bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string",
-                "synth_lead", "vocal"]
-NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
-
-
 def class_names(task: str) -> list[str]:
+    """Display names of the classes: family names, or note names of MIDI 9..120."""
+    from ..data.nsynth import FAMILIES, MAX_PITCH, MIN_PITCH, pitch_name
+
     if task == "instrument":
-        return list(FAMILY_NAMES)
-    return [f"{NOTE_NAMES[m % 12]}{m // 12 - 1}" for m in range(9, 121)]  # MIDI 9..120
+        return list(FAMILIES)
+    return [pitch_name(m) for m in range(MIN_PITCH, MAX_PITCH + 1)]
 
 
 def report_test_results(module, confusion: torch.Tensor) -> None:
