@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from ..models.backbone import padding_mask_from_lengths
 from ..models.encoders import EncoderSpec, load_encoder
 from .common import log_parameter_counts
 from .heads import PooledClassifier
@@ -158,8 +159,6 @@ class FinetuneModule(pl.LightningModule):
         return torch.stack([cache[key] for key in keys])  # (B, S', E)
 
     def _transform(self, features: Tensor, frame_lengths: Tensor | None, read_all: bool):
-        from ..models.backbone import padding_mask_from_lengths
-
         x = self.encoder.project(self.encoder.normalize_features(features))
         padding_mask = padding_mask_from_lengths(frame_lengths, x.shape[1])
         return self.encoder.transform(x, padding_mask, output_hidden_states=read_all)
