@@ -37,7 +37,6 @@ from torch import Tensor
 
 from .models import Wav2Vec2Config, Wav2Vec2ForPretraining
 from .models import losses
-from .models.masking import sample_negative_indices
 
 SAMPLE_RATE = 16_000
 # Dense peak FLOP/s by (device-name substring, precision); first match wins (PCIe before SXM).
@@ -155,7 +154,7 @@ def _instrumented_step(model: Wav2Vec2ForPretraining, optimizer: torch.optim.Opt
         penalty = losses.feature_penalty(features)
     mark()  # 1: CNN forward
     mask = model.compute_mask(features.shape[0], features.shape[1], None, device)
-    negatives = sample_negative_indices(mask, cfg.num_negatives)
+    negatives = model.sample_negatives(mask)
     mark()  # 2: masking + negatives
     feats_in = features.detach().requires_grad_()
     with _autocast(device, precision):

@@ -21,6 +21,24 @@ def _seed_everything():
     yield
 
 
+@pytest.fixture
+def fixed_inputs():
+    """``make(model, batch, samples, seed) -> (waveforms, mask, negatives)``, all seeded.
+
+    With mask and negatives given, two implementations of the same model can be compared
+    step for step.
+    """
+    import torch
+
+    def make(model, batch: int = 2, samples: int = 16000, seed: int = 1):
+        generator = torch.Generator().manual_seed(seed)
+        waveforms = torch.randn(batch, samples, generator=generator)
+        mask = model.compute_mask(batch, model.config.num_frames(samples), generator=generator)
+        return waveforms, mask, model.sample_negatives(mask, generator=generator)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
     """Synthetic MusicNet (root/musicnet) and NSynth (root/nsynth) in their on-disk formats."""

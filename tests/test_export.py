@@ -16,7 +16,6 @@ from lightning_w2v.models.export import (  # noqa: E402
     load_exported,
     main,
 )
-from lightning_w2v.models.masking import compute_span_mask, sample_negative_indices  # noqa: E402
 
 ATOL = 1e-5
 
@@ -36,16 +35,6 @@ def ours():
 @pytest.fixture(scope="module")
 def exported(ours, tmp_path_factory):
     return export_to_transformers(ours, tmp_path_factory.mktemp("hf") / "tiny")
-
-
-def _inputs(config, batch=2, samples=16000, seed=1):
-    generator = torch.Generator().manual_seed(seed)
-    waveforms = torch.randn(batch, samples, generator=generator)
-    frames = config.num_frames(samples)
-    mask = compute_span_mask(batch, frames, config.mask_prob, config.mask_length, config.min_masks,
-                             generator=generator)
-    negatives = sample_negative_indices(mask, config.num_negatives, generator=generator)
-    return waveforms, mask, negatives
 
 
 def _hf_logits(hf, out, negatives, temperature):
@@ -87,10 +76,10 @@ def test_from_pretrained_gives_our_hidden_states(exported, ours, cls_name):
     torch.testing.assert_close(mine.last_hidden_state, ref.last_hidden_state, atol=ATOL, rtol=0)
 
 
-def test_pretraining_logits_match_after_export(exported, ours):
+def test_pretraining_logits_match_after_export(exported, ours, fixed_inputs):
     hf = transformers.Wav2Vec2ForPreTraining.from_pretrained(str(exported)).eval()
     torch.testing.assert_close(hf.wav2vec2.masked_spec_embed, ours.mask_emb, atol=0, rtol=0)
-    waveforms, mask, negatives = _inputs(ours.config)
+    waveforms, mask, negatives = fixed_inputs(ours)
     offsets = (torch.arange(mask.shape[0]) * mask.shape[1])[:, None, None]
     with torch.no_grad():
         out = ours(waveforms, mask=mask, negative_indices=negatives)
@@ -103,7 +92,7 @@ def test_pretraining_logits_match_after_export(exported, ours):
     torch.testing.assert_close(out.contrastive_loss, ref.contrastive_loss, atol=1e-3, rtol=1e-5)
 
 
-def test_round_trip_back_to_ours_is_exact(exported, ours):
+def test_round_trip_back_to_ours_is_exact(exported, ours, fixed_inputs):
     back = load_exported(exported)
     assert isinstance(back, Wav2Vec2ForPretraining) and not back.training
     assert back.config == ours.config  # fields transformers has no name for come back too
@@ -112,7 +101,7 @@ def test_round_trip_back_to_ours_is_exact(exported, ours):
     assert theirs.keys() == mine.keys()
     for k in mine:
         torch.testing.assert_close(theirs[k], mine[k], atol=0, rtol=0, msg=k)
-    waveforms, mask, negatives = _inputs(ours.config, seed=5)
+    waveforms, mask, negatives = fixed_inputs(ours, seed=5)
     with torch.no_grad():
         a = ours(waveforms, mask=mask, negative_indices=negatives).logits
         b = back(waveforms, mask=mask, negative_indices=negatives).logits

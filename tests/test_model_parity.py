@@ -8,7 +8,6 @@ transformers = pytest.importorskip("transformers")
 
 from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config  # noqa: E402
 from lightning_w2v.models.interop import config_to_huggingface  # noqa: E402
-from lightning_w2v.models.masking import compute_span_mask, sample_negative_indices  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -17,16 +16,6 @@ def hf_model():
     hf_config = config_to_huggingface(tiny_config(num_negatives=12))
     model = transformers.Wav2Vec2ForPreTraining(hf_config).eval()
     return model
-
-
-def _inputs(config, batch=2, samples=16000, seed=1):
-    generator = torch.Generator().manual_seed(seed)
-    waveforms = torch.randn(batch, samples, generator=generator)
-    frames = config.num_frames(samples)
-    mask = compute_span_mask(batch, frames, config.mask_prob, config.mask_length, config.min_masks,
-                             generator=generator)
-    negatives = sample_negative_indices(mask, config.num_negatives, generator=generator)
-    return waveforms, mask, negatives
 
 
 def _hf_logits(hf, out, negatives):
@@ -42,9 +31,9 @@ def _hf_logits(hf, out, negatives):
     return logits.permute(1, 2, 0)  # (B, T, K+1)
 
 
-def test_contrastive_logits_and_loss_match_transformers(hf_model):
+def test_contrastive_logits_and_loss_match_transformers(hf_model, fixed_inputs):
     ours = Wav2Vec2ForPretraining.from_huggingface(hf_model).eval()
-    waveforms, mask, negatives = _inputs(ours.config)
+    waveforms, mask, negatives = fixed_inputs(ours)
     offsets = (torch.arange(mask.shape[0]) * mask.shape[1])[:, None, None]
     with torch.no_grad():
         out = ours(waveforms, mask=mask, negative_indices=negatives)
@@ -61,12 +50,12 @@ def test_contrastive_logits_and_loss_match_transformers(hf_model):
     assert int(out.num_masked) == int(mask.sum())
 
 
-def test_parity_catches_a_wrong_weight(hf_model):
+def test_parity_catches_a_wrong_weight(hf_model, fixed_inputs):
     """The comparison above is sensitive: perturbing one projection breaks it."""
     ours = Wav2Vec2ForPretraining.from_huggingface(hf_model).eval()
     with torch.no_grad():
         ours.final_proj.weight.add_(0.05 * torch.randn_like(ours.final_proj.weight))
-    waveforms, mask, negatives = _inputs(ours.config)
+    waveforms, mask, negatives = fixed_inputs(ours)
     offsets = (torch.arange(mask.shape[0]) * mask.shape[1])[:, None, None]
     with torch.no_grad():
         out = ours(waveforms, mask=mask, negative_indices=negatives)

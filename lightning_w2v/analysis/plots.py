@@ -42,6 +42,17 @@ def _save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     return p
 
 
+def _finish_lines(fig: Figure, ax, xlabel: str, ylabel: str, title: str, legend: bool, path: str | Path) -> Path:
+    """Labels, title, light grid and (if there are lines) a legend; then save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if legend:
+        ax.legend()
+    return _save(fig, path)
+
+
 def _tick_step(n: int, max_ticks: int = 40) -> int:
     return max(1, int(np.ceil(n / max_ticks)))
 
@@ -101,13 +112,7 @@ def plot_pwcca_curves(
         max_l = max(max_l, v.size)
         ax.plot(layers, v, marker="o", label=str(name))
     ax.set_xticks(np.arange(1, max_l + 1))
-    ax.set_xlabel("Transformer layer")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    if curves:
-        ax.legend()
-    return _save(fig, path)
+    return _finish_lines(fig, ax, "Transformer layer", ylabel, title, bool(curves), path)
 
 
 def plot_confusion_matrix(
@@ -194,10 +199,4 @@ def plot_xy(
         ax.plot(xa, ya, marker="o", label=str(name))
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    if series:
-        ax.legend()
-    return _save(fig, path)
+    return _finish_lines(fig, ax, xlabel, ylabel, title, bool(series), path)

@@ -109,13 +109,19 @@ def load_pretraining_model(path: str | Path):
 
     file = _existing(path)
     checkpoint = torch.load(file, map_location="cpu", weights_only=False)
-    state = checkpoint.get("state_dict", checkpoint)
-    model = Wav2Vec2ForPretraining(read_checkpoint_config(checkpoint, file))
-    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    if not weights or "quantizer.codevectors" not in weights:
+    weights = _pretraining_weights(checkpoint)
+    if weights is None:
         raise ValueError(f"{file} is not a pre-training checkpoint of this project (no quantizer weights)")
+    model = Wav2Vec2ForPretraining(read_checkpoint_config(checkpoint, file))
     model.load_state_dict(weights)
     return model.eval()
+
+
+def _pretraining_weights(checkpoint: dict) -> dict | None:
+    """The ``Wav2Vec2ForPretraining`` state dict inside one of our checkpoints, or None."""
+    state = checkpoint.get("state_dict", checkpoint)
+    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    return weights if "quantizer.codevectors" in weights else None
 
 
 def _huggingface_has_quantizer(path: str) -> bool:
@@ -141,9 +147,12 @@ def continued_pretraining_model(spec: EncoderSpec, overrides: dict | None = None
 
     model = None
     if spec.source == "checkpoint":
-        checkpoint = torch.load(_existing(spec.path), map_location="cpu", weights_only=False)
-        if any(k.startswith("model.quantizer.") for k in checkpoint.get("state_dict", {})):
-            model = load_pretraining_model(spec.path).train()
+        file = _existing(spec.path)
+        checkpoint = torch.load(file, map_location="cpu", weights_only=False)  # read once
+        weights = _pretraining_weights(checkpoint)
+        if weights is not None:
+            model = Wav2Vec2ForPretraining(read_checkpoint_config(checkpoint, file))
+            model.load_state_dict(weights)
     elif spec.source == "huggingface" and _huggingface_has_quantizer(spec.path):
         model = Wav2Vec2ForPretraining.from_huggingface(spec.path).train()
     if model is None:

@@ -78,10 +78,16 @@ class Wav2Vec2ForPretraining(nn.Module):
     def set_temperature(self, value: float) -> None:
         self.quantizer.set_temperature(value)
 
-    def compute_mask(self, batch: int, frames: int, frame_lengths: Tensor | None, device: torch.device) -> Tensor:
+    def compute_mask(self, batch: int, frames: int, frame_lengths: Tensor | None = None,
+                     device: torch.device | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """(B, T) span mask with this model's mask_prob, mask_length and min_masks."""
         cfg = self.config
         return compute_span_mask(batch, frames, cfg.mask_prob, cfg.mask_length, cfg.min_masks,
-                                 lengths=frame_lengths, device=device)
+                                 lengths=frame_lengths, device=device, generator=generator)
+
+    def sample_negatives(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(B, T, K) distractor indices for ``mask`` with this model's num_negatives."""
+        return sample_negative_indices(mask, self.config.num_negatives, generator=generator)
 
     @torch.no_grad()
     def quantize(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -126,7 +132,7 @@ class Wav2Vec2ForPretraining(nn.Module):
         predicted = self.final_proj(context)  # (B, T, F)
 
         if negative_indices is None:
-            negative_indices = sample_negative_indices(mask, cfg.num_negatives)
+            negative_indices = self.sample_negatives(mask)
         logits = losses.contrastive_logits(predicted, targets, negative_indices.to(x.device),
                                            quantized.codes, cfg.logit_temperature)  # (B, T, 1+K)
 

@@ -11,7 +11,6 @@ from torch import Tensor
 
 from ..models import Wav2Vec2ForPretraining, preset_config
 from ..models.encoders import EncoderSpec, continued_pretraining_model
-from ..models.masking import compute_span_mask, sample_negative_indices
 from .common import log_parameter_counts, skip_non_finite_update
 from .schedules import gumbel_temperature, warmup_linear_decay
 
@@ -165,9 +164,8 @@ class PretrainModule(pl.LightningModule):
         frame_lengths = None
         if batch.get("lengths") is not None:
             frame_lengths = torch.tensor([cfg.num_frames(int(n)) for n in batch["lengths"].cpu()])
-        mask = compute_span_mask(waveforms.shape[0], frames, cfg.mask_prob, cfg.mask_length, cfg.min_masks,
-                                 lengths=frame_lengths, generator=generator)
-        negatives = sample_negative_indices(mask, cfg.num_negatives, generator=generator)
+        mask = self.model.compute_mask(waveforms.shape[0], frames, frame_lengths, generator=generator)
+        negatives = self.model.sample_negatives(mask, generator=generator)
         out = self.model(waveforms, batch.get("lengths"), mask=mask.to(self.device),
                          negative_indices=negatives.to(self.device))
         self._log_step(out, batch, "val")
