@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lightning_w2v.demo import finetune, pretrain
+from lightning_w2v.cli import main as cli_main
+from lightning_w2v.demo import CONF, finetune, pretrain
 
 LABEL_KEY = {"pitch": "pitch", "instrument": "instrument_family"}
 # Accuracy must exceed this multiple of chance. Measured on the 2-core CPU machine:
@@ -40,3 +41,22 @@ def test_policy_learns_far_above_chance_from_the_demo_checkpoint(demo_root, demo
     assert result["encoder_path"] == str(encoder) and result["policy"] == policy
     accuracy, floor = result["metrics"]["test/acc"], MARGIN[task] * chance(demo_root / "nsynth", task)
     assert accuracy > floor, f"{task}/{policy}: test accuracy {accuracy:.3f} is not above {floor:.3f}"
+
+
+@pytest.mark.slow
+def test_test_subcommand_re_evaluates_a_finished_run(demo_root, demo_run, tmp_path):
+    """``python cli.py test`` with the fit's configs and ``--ckpt_path`` gives the fit's test numbers."""
+    _, encoder = demo_run
+    run_dir = finetune(tmp_path, demo_root, encoder, "pitch", "FE", quick=True, seed=0)
+    written = json.loads((run_dir / "test_metrics.json").read_text())
+    (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
+    again = tmp_path / "re_test"
+    cli_main(["test", "--config", str(CONF / "finetune" / "demo_pitch.yaml"),
+              "--config", str(CONF / "finetune" / "policy" / "fe.yaml"),
+              f"--model.init_args.encoder.path={encoder}", f"--data.init_args.root={demo_root / 'nsynth'}",
+              f"--trainer.default_root_dir={again}", f"--ckpt_path={best}",
+              "--trainer.enable_progress_bar=false"])
+    result = json.loads((again / "test_metrics.json").read_text())
+    assert result["policy"] == "FE" and result["task"] == "pitch"
+    for name, value in written["metrics"].items():
+        assert result["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
