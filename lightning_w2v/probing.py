@@ -14,8 +14,6 @@ writes after testing its best checkpoint.
 - :func:`label_efficiency`: fine-tuning with k training notes per class
   (``data.few_shot_k``) per policy and seed; writes ``label_efficiency.csv`` and
   ``label_efficiency.png``.
-- :class:`FrozenEncoderEval`: keeps an FE encoder in eval mode while training (added to
-  every FE run here; see its docstring for why).
 - :class:`LayerWeightsLogger`: a callback that, for a ``layer: weighted`` model, logs the
   learned softmax layer weights each validation epoch and, at the end of training,
   writes ``layer_weights.png`` / ``.json`` and logs the bar chart to W&B.
@@ -79,13 +77,8 @@ def num_encoder_layers(ckpt: str | Path) -> int:
 def finetune_args(ckpt: str | Path, nsynth_root: str | Path, task: str, policy: str, run_dir: Path, *,
                   seed: int = 0, layer: str | int | None = None, few_shot_k: int | None = None,
                   max_epochs: int | None = None, batch_size: int | None = None, subset: int | float | None = None,
-                  config: str | Path | None = None, extra_args: Sequence[str] = (),
-                  fe_eval: bool = True) -> list[str]:
-    """The ``cli.py fit`` arguments of one fine-tuning run (task file + policy fragment + overrides).
-
-    ``fe_eval``: for FE, add :class:`FrozenEncoderEval` (keeps the frozen encoder in eval mode
-    during training; see its docstring).
-    """
+                  config: str | Path | None = None, extra_args: Sequence[str] = ()) -> list[str]:
+    """The ``cli.py fit`` arguments of one fine-tuning run (task file + policy fragment + overrides)."""
     args = ["fit", "--config", str(task_config(task, config)), "--config", str(policy_config(policy)),
             f"--model.init_args.encoder.path={Path(ckpt).resolve()}",
             f"--data.init_args.root={Path(nsynth_root).resolve()}",
@@ -101,8 +94,6 @@ def finetune_args(ckpt: str | Path, nsynth_root: str | Path, task: str, policy: 
         args.append(f"--data.init_args.batch_size={int(batch_size)}")
     if subset is not None:
         args.append(f"--data.init_args.subset={subset}")
-    if fe_eval and policy.upper() == "FE":
-        args.append("--trainer.callbacks+=lightning_w2v.probing.FrozenEncoderEval")
     return args + list(extra_args)
 
 
@@ -192,7 +183,7 @@ def probe_layers(
         subset: ``data.subset`` (per-class count or fraction of every split).
         extra_args: more CLI overrides, e.g. ``["--trainer.limit_train_batches=2"]``.
 
-    FE runs get :class:`FrozenEncoderEval`. CSV columns: task, layer, seed, test_acc,
+    CSV columns: task, layer, seed, test_acc,
     test_acc_top5, test_f1_macro, test_chroma_acc (pitch), train_examples, run_dir.
     """
     out = Path(out_dir).resolve()
@@ -261,7 +252,7 @@ def label_efficiency(
     Each (policy, k, seed) is one CLI run in ``out_dir/<policy>_k<k>_seed<seed>/`` with
     ``--data.init_args.few_shot_k=k`` and the seed as ``seed_everything`` and as the data
     seed (so each seed also draws a different few-shot set). Validation and test splits
-    are untouched. FE runs get :class:`FrozenEncoderEval`. Writes
+    are untouched. Writes
     ``label_efficiency_runs.csv`` (one row per run), ``label_efficiency.csv`` (aggregated
     over seeds with ``analysis.results.aggregate``: mean, sample std, n) and
     ``label_efficiency.png``. Returns the aggregated rows.
@@ -323,22 +314,6 @@ def plot_label_efficiency(rows: list[dict[str, Any]], path: Path, title: str = "
 
 
 # ---------------------------------------------------------------------------- callbacks
-class FrozenEncoderEval(pl.Callback):
-    """Keeps the encoder of an FE model in eval mode while it trains (no dropout, no layerdrop).
-
-    Lightning 2.x never calls ``train()`` when fitting starts (it keeps each module's mode, and
-    restores it after validation), so an FE model whose ``train()`` override alone switched the
-    encoder to eval mode would train with the frozen encoder's dropout active. This sets
-    ``encoder.eval()`` at the start of every training epoch. ``FinetuneModule`` now does the
-    same itself (``self.train()`` in ``__init__`` and ``on_train_epoch_start``); the probes keep
-    this as a guard against regressions. A no-op for FT1/FT2.
-    """
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if getattr(pl_module, "hparams", {}).get("policy") == "FE":
-            pl_module.encoder.eval()
-
-
 class LayerWeightsLogger(pl.Callback):
     """Logs the softmax layer weights of a ``layer: weighted`` FinetuneModule.
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from lightning_w2v import FinetuneModule
@@ -42,6 +43,24 @@ def test_fe_keeps_the_encoder_in_eval_mode(tiny_pretrain_ckpt):
     module = _module(tiny_pretrain_ckpt, "FE").train()
     assert module.head.training
     assert not any(m.training for m in module.encoder.modules())
+
+
+def test_fe_encoder_stays_in_eval_mode_through_fit_and_validation(tiny_pretrain_ckpt, tmp_path):
+    module = FinetuneModule(EncoderSpec(source="checkpoint", path=str(tiny_pretrain_ckpt)), task="instrument",
+                            policy="FE")
+    seen = []
+
+    class Spy(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append((pl_module.head.training, any(m.training for m in pl_module.encoder.modules())))
+
+    data = [{"waveforms": torch.randn(16000), "labels": torch.tensor(i % 11)} for i in range(4)]
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         callbacks=[Spy()])  # sanity check + validation each epoch
+    trainer.fit(module, loader, loader)
+    assert seen == [(True, False)] * 4  # head trains, encoder in eval mode, also after validations
 
 
 def _snapshot(module):

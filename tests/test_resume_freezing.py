@@ -98,23 +98,3 @@ def test_resume_keeps_frozen_parameters_and_optimizer_groups(tiny_pretrain_ckpt,
     in_groups = [n for g in start["groups"] for n in g["params"]]
     assert sorted(in_groups) == trainable and len(in_groups) == len(set(in_groups))
 
-
-def test_fe_encoder_is_in_eval_mode_while_training(tiny_pretrain_ckpt, tmp_path):
-    from lightning_w2v import FinetuneModule
-    from lightning_w2v.models.encoders import EncoderSpec
-
-    module = FinetuneModule(EncoderSpec(source="checkpoint", path=str(tiny_pretrain_ckpt)), task="instrument",
-                            policy="FE")
-    seen = []
-
-    class Spy(pl.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            seen.append(any(m.training for m in pl_module.encoder.modules()))
-
-    data = [{"waveforms": torch.randn(16000), "labels": torch.tensor(i % 11)} for i in range(4)]
-    loader = torch.utils.data.DataLoader(data, batch_size=2)
-    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[Spy()],
-                         num_sanity_val_steps=0, default_root_dir=tmp_path)
-    trainer.fit(module, loader, loader)
-    assert len(seen) == 4 and not any(seen), f"encoder in train mode at steps: {seen}"
