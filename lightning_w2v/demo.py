@@ -19,8 +19,7 @@ from .analysis import runners
 from .analysis.results import aggregate, collect_runs, format_markdown, write_csv
 from .cli import main as cli_main
 from .data.demo_modules import ensure_demo_musicnet, ensure_demo_nsynth
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
+from .probing import CONF, finetune_args, run_finetune
 TASKS = ("pitch", "instrument")
 POLICIES = ("FE", "FT1", "FT2")
 QUICK = {"pretrain_steps": 20, "finetune_epochs": 1}  # a smoke test of the pipeline
@@ -58,21 +57,10 @@ def pretrain(out: Path, data: Path, quick: bool, seed: int) -> Path:
 def finetune(out: Path, data: Path, encoder: Path | None, task: str, policy: str, quick: bool, seed: int) -> Path:
     """Fine-tune and test from the ``encoder`` checkpoint, or (None) from a random tiny encoder."""
     run_dir = out / "runs" / "finetune" / f"{task}_{policy.lower()}{'' if encoder else '_random'}"
-    if encoder:
-        source = [f"--model.init_args.encoder.path={encoder}"]
-    else:
-        source = ["--model.init_args.encoder.source=random", "--model.init_args.encoder.path=null",
-                  "--model.init_args.encoder.preset=tiny"]
-    args = ["--config", str(CONF / "finetune" / f"demo_{task}.yaml"),
-            "--config", str(CONF / "finetune" / "policy" / f"{policy.lower()}.yaml"),
-            *source, f"--data.init_args.root={data / 'nsynth'}",
-            f"--trainer.default_root_dir={run_dir}", f"--seed_everything={seed}",
-            f"--model.init_args.seed={seed}"]
-    args += [f"--model.init_args.{name}={value}" for name, value in DEMO_LEARNING_RATES[policy].items()]
-    args.append(f"--trainer.max_epochs={DEMO_EPOCHS[policy]}")
-    if quick:
-        args.append(f"--trainer.max_epochs={QUICK['finetune_epochs']}")
-    _fit(args)
+    learning_rates = [f"--model.init_args.{name}={value}" for name, value in DEMO_LEARNING_RATES[policy].items()]
+    epochs = QUICK["finetune_epochs"] if quick else DEMO_EPOCHS[policy]
+    run_finetune(finetune_args(encoder, data / "nsynth", task, policy, run_dir, seed=seed, max_epochs=epochs,
+                               config="demo", extra_args=learning_rates), run_dir)
     return run_dir
 
 

@@ -74,14 +74,22 @@ def num_encoder_layers(ckpt: str | Path) -> int:
     return int(read_checkpoint_config(checkpoint, file).num_layers)
 
 
-def finetune_args(ckpt: str | Path, nsynth_root: str | Path, task: str, policy: str, run_dir: Path, *,
+def finetune_args(ckpt: str | Path | None, nsynth_root: str | Path, task: str, policy: str, run_dir: Path, *,
                   seed: int = 0, layer: str | int | None = None, few_shot_k: int | None = None,
                   max_epochs: int | None = None, batch_size: int | None = None, subset: int | float | None = None,
-                  config: str | Path | None = None, extra_args: Sequence[str] = ()) -> list[str]:
-    """The ``cli.py fit`` arguments of one fine-tuning run (task file + policy fragment + overrides)."""
+                  config: str | Path | None = None, extra_args: Sequence[str] = (),
+                  random_preset: str = "tiny") -> list[str]:
+    """The ``cli.py fit`` arguments of one fine-tuning run (task file + policy fragment + overrides).
+
+    ``ckpt`` None: an untrained encoder of ``random_preset`` (the random-init ablation).
+    """
+    if ckpt is None:
+        encoder = ["--model.init_args.encoder.source=random", "--model.init_args.encoder.path=null",
+                   f"--model.init_args.encoder.preset={random_preset}"]
+    else:
+        encoder = [f"--model.init_args.encoder.path={Path(ckpt).resolve()}"]
     args = ["fit", "--config", str(task_config(task, config)), "--config", str(policy_config(policy)),
-            f"--model.init_args.encoder.path={Path(ckpt).resolve()}",
-            f"--data.init_args.root={Path(nsynth_root).resolve()}",
+            *encoder, f"--data.init_args.root={Path(nsynth_root).resolve()}",
             f"--trainer.default_root_dir={run_dir}", f"--seed_everything={seed}",
             f"--model.init_args.seed={seed}", f"--data.init_args.seed={seed}", "--test_after_fit=true"]
     if layer is not None:
