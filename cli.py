@@ -1,5 +1,5 @@
-"""python cli.py fit --config conf/pretrain/demo.yaml  (see README.md)."""
-from lightning_w2v.cli import main
+"""``python cli.py fit --config conf/pretrain/demo.yaml``: the same as ``lightning-w2v fit ...`` (README)."""
+from lightning_w2v.cli import cli_entry
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli_entry())

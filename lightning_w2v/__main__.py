@@ -1,13 +1,16 @@
-"""The ``lightning-w2v`` command: demo, data, analyze, results, bench, export, probing.
+"""The ``lightning-w2v`` command: fit/validate/test/predict, demo, data, analyze, results, bench, export, probing.
 
-Training itself goes through ``python cli.py fit|validate|test`` (LightningCLI); this
-command holds everything around it.
+``lightning-w2v fit|validate|test|predict`` is the LightningCLI (the same as ``python cli.py``
+in a checkout); the other subcommands hold everything around training.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
+
+from .errors import ConfigError, run_reporting_errors
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -19,13 +22,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     if args.action == "download":
-        from .data.download import DownloadError, download_dataset
+        from .data.download import download_dataset
 
-        try:
-            download_dataset(args.dataset, args.root, base_url=args.base_url, splits=args.splits)
-        except DownloadError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        download_dataset(args.dataset, args.root, base_url=args.base_url, splits=args.splits)
         print(f"{args.dataset} is ready under {args.root}")
         return 0
     if args.action == "verify":
@@ -33,8 +32,7 @@ def _data(args: argparse.Namespace) -> int:
 
         return verify_main(args.dataset, args.root, check_audio=args.check_audio)
     if args.dataset != "musicnet":
-        print("error: only MusicNet needs preparing (NSynth is read as distributed)", file=sys.stderr)
-        return 2
+        raise ConfigError("only MusicNet needs preparing (NSynth is read as distributed)")
     from .data.musicnet import MusicNetDataModule
 
     module = MusicNetDataModule(root=args.root, cache_dir=args.cache_dir)
@@ -78,8 +76,6 @@ def _run_analysis(args: argparse.Namespace, runners, run) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .analysis.results import aggregate, collect_runs, format_markdown, write_csv
 
     rows = aggregate(collect_runs(args.run_dirs))
@@ -121,7 +117,7 @@ def _delegate(command: str, argv: Sequence[str]) -> int:
     return getattr(module, function)(list(argv)) or 0
 
 
-DELEGATED = {"bench": (".bench", "main"), "export": (".models.export", "main"),
+DELEGATED = {"bench": (".bench", "main"), "export": (".checkpoints.export", "main"),
              "probe-layers": (".probing", "main"), "label-efficiency": (".probing", "label_efficiency_main")}
 
 
@@ -166,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--wandb-project", default=None, help="also log the table to this W&B project")
     results.set_defaults(func=_results)
 
+    for name, text in (("fit", "train (pre-training or fine-tuning) from YAML configs: the LightningCLI"),
+                       ("validate", "evaluate a checkpoint on the validation split"),
+                       ("test", "evaluate a checkpoint on the test split"),
+                       ("predict", "run a checkpoint on the prediction data")):
+        sub.add_parser(name, help=text, add_help=False)
     sub.add_parser("bench", help="pre-training throughput benchmark (see BENCHMARKS.md)", add_help=False)
     sub.add_parser("export", help="export a checkpoint to transformers / torchaudio", add_help=False)
     sub.add_parser("probe-layers", help="frozen-encoder probe per layer", add_help=False)
@@ -173,8 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+TRAINING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _run(argv: list[str]) -> int:
+    if argv and argv[0] in TRAINING_SUBCOMMANDS:
+        from .cli import main as cli_main
+
+        cli_main(argv)
+        return 0
     if argv and argv[0] in DELEGATED:
         return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
@@ -183,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, needed):
             build_parser().error(f"analyze {args.analysis} needs --{needed}")
     return args.func(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a user's error (bad data, config, checkpoint, disk) is one line, exit 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_reporting_errors(lambda: _run(argv))
 
 
 if __name__ == "__main__":

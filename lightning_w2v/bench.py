@@ -35,8 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .models import Wav2Vec2Config, Wav2Vec2ForPretraining
-from .models import losses
+from .models import Wav2Vec2Config, Wav2Vec2ForPretraining, losses
 
 SAMPLE_RATE = 16_000
 # Dense peak FLOP/s by (device-name substring, precision); first match wins (PCIe before SXM).
@@ -243,7 +242,10 @@ def _transformers_step(config: Wav2Vec2Config, waveforms: Tensor, precision: str
     example runs it: numpy span mask and negatives drawn on the host each step, copied to the
     device, then forward (loss / masked frames), backward and AdamW."""
     import transformers
-    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
+    from transformers.models.wav2vec2.modeling_wav2vec2 import (
+        _compute_mask_indices,
+        _sample_negative_indices,
+    )
 
     from .models.interop import config_to_huggingface
 

@@ -23,7 +23,6 @@ import os
 import random
 import signal
 import threading
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,14 +31,18 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping as _LightningEarlyStopping
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
+from .files import disk_full_error, is_disk_full
+from .files.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 
-__all__ = ["RNGStateCallback", "AtomicCheckpointIO", "PreemptionCheckpoint", "atomic_torch_save"]
+__all__ = ["AtomicCheckpointIO", "EarlyStopping", "PreemptionCheckpoint", "RNGStateCallback", "atomic_torch_save"]
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -132,37 +135,25 @@ class RNGStateCallback(Callback):
 
 
 # --------------------------------------------------------------------------- atomic writes
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+def atomic_torch_save(obj: Any, path: str | os.PathLike, what: str = "checkpoint") -> None:
     """``torch.save`` to a temp file beside ``path``, fsync, then ``os.replace`` into place.
 
     A reader (or a resumed run) sees the old file or the complete new one, never a partial
     one, even if the writer is SIGKILLed. A crash leaves at most a hidden ``.partial`` file,
-    which the next save to the same path removes.
+    which the next save to the same path removes. A full file system raises a one-line
+    :class:`~lightning_w2v.errors.DiskError` naming it and its free space; the file that was
+    at ``path`` before is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.partial"):
-        stale.unlink(missing_ok=True)  # left by a killed writer
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        try:  # make the rename itself durable
-            fd = os.open(path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        with atomic_write(path) as handle:
+            torch.save(obj, handle)
+    except Exception as error:
+        if is_disk_full(error):
+            earlier = sorted((p for p in path.parent.glob("*.ckpt") if p != path), key=lambda p: p.stat().st_mtime)
+            kept = path if path.exists() else (earlier[-1] if earlier else None)
+            raise disk_full_error(path, what, None if kept is None else f"the last one written, {kept},") from None
+        raise
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -322,3 +313,27 @@ class PreemptionCheckpoint(Callback):
                            "written; resume from the last periodic checkpoint")
             return
         self._save(trainer, self._signal_seen(trainer))
+
+
+# --------------------------------------------------------------------------- early stopping
+class EarlyStopping(_LightningEarlyStopping):
+    """Lightning's EarlyStopping, for runs that may end before their first validation.
+
+    Lightning's callback (``strict=True``) fails such a run, e.g. ``--trainer.max_steps 2`` under
+    an epoch-based validation, because the monitored ``val/loss`` does not exist yet. This one
+    skips the check until a validation has run (as ModelCheckpoint does), and stays strict after
+    that, so a misspelt ``monitor`` is still an error.
+    """
+
+    def _validate_condition_metric(self, logs: dict[str, torch.Tensor]) -> bool:
+        if self.monitor not in logs and not self._validation_has_run():
+            return False
+        return super()._validate_condition_metric(logs)
+
+    def _validation_has_run(self) -> bool:
+        trainer = getattr(self, "_trainer_ref", None)
+        return bool(trainer is not None and trainer.fit_loop.epoch_loop.val_loop._has_run)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._trainer_ref = trainer

@@ -19,21 +19,32 @@ from .analysis import runners
 from .analysis.results import aggregate, collect_runs, format_markdown, write_csv
 from .cli import main as cli_main
 from .data.demo_modules import ensure_demo_musicnet, ensure_demo_nsynth
+from .files import atomic_write_text, claim_folder
+from .files.ownership import only_names
 from .probing import CONF, finetune_args, run_finetune
+from .tasks.policies import get_policy
+
 TASKS = ("pitch", "instrument")
 POLICIES = ("FE", "FT1", "FT2")
 QUICK = {"pretrain_steps": 20, "finetune_epochs": 1}  # a smoke test of the pipeline
-# The paper's learning rates (1e-3 head for FE; 1e-5 encoder / 1e-4 head for FT1/FT2) are for
-# a 95M model trained to convergence over many epochs; the minutes-long miniature scales
-# them up 10x (head) and 100x (encoder) so that each policy visibly learns.
-DEMO_LEARNING_RATES = {"FE": {"head_lr": 1e-2}, "FT1": {"head_lr": 1e-3, "encoder_lr": 1e-3},
-                       "FT2": {"head_lr": 1e-3, "encoder_lr": 1e-3}}
+# The paper's learning rates (the policy table: 1e-3 head for FE; 1e-5 encoder / 1e-4 head for
+# FT1/FT2) are for a 95M model trained to convergence over many epochs; the minutes-long
+# miniature scales them up 10x (head) and 100x (encoder) so that each policy visibly learns.
+DEMO_LR_SCALE = {"head_lr": 10, "encoder_lr": 100}
+
+
+def demo_learning_rates(policy: str) -> dict[str, float]:
+    """The policy's default LRs (``tasks.policies``) times :data:`DEMO_LR_SCALE`."""
+    defaults = get_policy(policy)
+    rates = {"head_lr": defaults.head_lr, "encoder_lr": defaults.encoder_lr}
+    return {name: round(rate * DEMO_LR_SCALE[name], 12) for name, rate in rates.items() if rate is not None}
 # FE runs the frozen encoder once and then trains the head on cached pooled features, so
 # many epochs cost little; early stopping (patience 10 on val/loss) ends it.
 DEMO_EPOCHS = {"FE": 60, "FT1": 3, "FT2": 4}  # FT1 back-propagates through the CNN: the costliest
 # The ablation rows: the same tiny architecture, untrained ("w2v2 random" in the table), so
 # the report shows what the miniature's pre-training adds over a random encoder.
 RANDOM_BASELINE_POLICIES = ("FE",)
+DEMO_FOLDER_NAMES = ("data", "runs", "figures", "REPORT.md", "results.csv")  # what 0.1's demo wrote
 
 
 def _banner(step: str, started: float) -> None:
@@ -57,7 +68,7 @@ def pretrain(out: Path, data: Path, quick: bool, seed: int) -> Path:
 def finetune(out: Path, data: Path, encoder: Path | None, task: str, policy: str, quick: bool, seed: int) -> Path:
     """Fine-tune and test from the ``encoder`` checkpoint, or (None) from a random tiny encoder."""
     run_dir = out / "runs" / "finetune" / f"{task}_{policy.lower()}{'' if encoder else '_random'}"
-    learning_rates = [f"--model.init_args.{name}={value}" for name, value in DEMO_LEARNING_RATES[policy].items()]
+    learning_rates = [f"--model.init_args.{name}={value}" for name, value in demo_learning_rates(policy).items()]
     epochs = QUICK["finetune_epochs"] if quick else DEMO_EPOCHS[policy]
     run_finetune(finetune_args(encoder, data / "nsynth", task, policy, run_dir, seed=seed, max_epochs=epochs,
                                config="demo", extra_args=learning_rates), run_dir)
@@ -66,7 +77,8 @@ def finetune(out: Path, data: Path, encoder: Path | None, task: str, policy: str
 
 def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 0) -> dict:
     started = time.perf_counter()
-    out = Path(out_dir).resolve()
+    out = claim_folder(out_dir, "demo", adopt=only_names(DEMO_FOLDER_NAMES),
+                       hint="pass a new or empty folder as --out").resolve()
     data = out / "data"
     figures = out / "figures"
 
@@ -100,7 +112,7 @@ def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 
     table = format_markdown(rows)
     write_csv(rows, out / "results.csv")
     report = _report(out, table, codebooks, curves, time.perf_counter() - started, quick)
-    (out / "REPORT.md").write_text(report)
+    atomic_write_text(out / "REPORT.md", report)
     print("\n" + table)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Everything is under {out}:")
     for path in ("REPORT.md", "results.csv", "figures/", "runs/pretrain/checkpoints/last.ckpt",

@@ -204,7 +204,7 @@ def load_model(
 
         backbone = backbone_from_huggingface(model_file_path)
     else:
-        from .models.encoders import backbone_from_checkpoint
+        from .checkpoints.encoders import backbone_from_checkpoint
 
         backbone = backbone_from_checkpoint(model_file_path, preset)
     model = HearWav2Vec2(backbone, layer, layer_weights, chunk_seconds, context_seconds)

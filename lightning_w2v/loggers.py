@@ -56,6 +56,12 @@ class WandbLogger(_LightningWandbLogger):
         super().__init__(*args, log_model=log_model, **kwargs)
         self._offline_reason = reason if mode == "offline" else None
 
+    def keep_files_under(self, folder: str | os.PathLike) -> None:
+        """Put the W&B run's files in ``folder`` when no ``save_dir`` was given (never ./wandb or /tmp)."""
+        if self._experiment is None and not self._save_dir:
+            self._save_dir = os.fspath(folder)
+            self._wandb_init["dir"] = self._save_dir
+
     def resume_run(self, run_id: str) -> None:
         """Continue W&B run ``run_id`` (must be called before the run starts)."""
         if self._experiment is not None:

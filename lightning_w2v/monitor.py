@@ -52,6 +52,8 @@ from typing import Any, Mapping, Sequence
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_warn
 
+from .errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 RULES = ("codebook_collapse", "trivial_task", "vanishing_gradients", "exploding_gradients")
@@ -134,10 +136,10 @@ class PretrainHealthMonitor(pl.Callback):
     ) -> None:
         super().__init__()
         if check_every_n_steps < 1 or patience < 1:
-            raise ValueError("check_every_n_steps and patience must be >= 1")
+            raise ConfigError("PretrainHealthMonitor: check_every_n_steps and patience must be >= 1")
         unknown = sorted(set(abort_rules) - set(RULES))
         if unknown:
-            raise ValueError(f"abort_rules: unknown rule(s) {unknown}; choose from {RULES}")
+            raise ConfigError(f"PretrainHealthMonitor abort_rules: unknown rule(s) {unknown}; choose from {RULES}")
         self.check_every_n_steps = int(check_every_n_steps)
         self.patience = int(patience)
         self.prefix = prefix

@@ -31,12 +31,14 @@ import csv
 import json
 import logging
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import pytorch_lightning as pl
-import torch
+
+from .errors import ConfigError
+from .files import claim_folder
+from .files.ownership import only_names
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +47,33 @@ TASKS = ("pitch", "instrument")
 
 
 # ---------------------------------------------------------------------------- helpers
+PROBE_FILE_NAMES = ("layer_*", "probe_layers.*", "label_efficiency*", "FE_k*", "FT1_k*", "FT2_k*")  # 0.1's
+
+
+def claim_probe_folder(out_dir: str | Path) -> Path:
+    """``--out``: new, empty, or a probing folder of ours; its runs go in subfolders."""
+    return claim_folder(out_dir, "probes", adopt=only_names(PROBE_FILE_NAMES),
+                        hint="pass a new or empty folder as --out").resolve()
+
+
 def task_config(task: str, config: str | Path | None = None) -> Path:
     """The fine-tuning YAML: ``None``/``"demo"`` -> conf/finetune/demo_{task}.yaml,
     ``"nsynth"`` -> conf/finetune/nsynth_{task}.yaml (GPU, W&B), else a path."""
     if task not in TASKS:
-        raise ValueError(f"task={task!r}: choose 'pitch' or 'instrument'")
+        raise ConfigError(f"--task {task}: choose 'pitch' or 'instrument'")
     if config is None or str(config) in ("demo", "nsynth"):
         return CONF / "finetune" / f"{config or 'demo'}_{task}.yaml"
     path = Path(config)
     if not path.is_file():
-        raise FileNotFoundError(f"fine-tuning config {path} does not exist")
+        raise ConfigError(f"--config {path}: the fine-tuning config does not exist")
     return path
 
 
 def policy_config(policy: str) -> Path:
     path = CONF / "finetune" / "policy" / f"{policy.lower()}.yaml"
     if not path.is_file():
-        raise ValueError(f"policy={policy!r}: choose FE, FT1 or FT2")
+        raise ConfigError(f"policy={policy!r}: choose FE, FT1 or FT2")
     return path
-
-
-def num_encoder_layers(ckpt: str | Path) -> int:
-    """Transformer layers L of the encoder in one of our checkpoints (pre-training or fine-tuning)."""
-    from .models.encoders import _existing, read_checkpoint_config
-
-    file = _existing(ckpt)
-    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
-    return int(read_checkpoint_config(checkpoint, file).num_layers)
 
 
 def finetune_args(ckpt: str | Path | None, nsynth_root: str | Path, task: str, policy: str, run_dir: Path, *,
@@ -111,9 +113,7 @@ def run_finetune(args: list[str], run_dir: Path) -> dict[str, Any]:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "command.txt").write_text("python cli.py " + " ".join(args) + "\n")
-    with warnings.catch_warnings():  # called from a command whose own sys.argv LightningCLI would mention
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        cli = cli_main(args)
+    cli = cli_main(args)
     summary_file = run_dir / "test_metrics.json"
     if not summary_file.is_file():
         raise RuntimeError(f"{run_dir}: the run wrote no test_metrics.json (is test_after_fit on?)")
@@ -194,12 +194,15 @@ def probe_layers(
     CSV columns: task, layer, seed, test_acc,
     test_acc_top5, test_f1_macro, test_chroma_acc (pitch), train_examples, run_dir.
     """
-    out = Path(out_dir).resolve()
+    from .checkpoints.encoders import num_encoder_layers
+
+    out = claim_probe_folder(out_dir)
+
     num_layers = num_encoder_layers(ckpt)
     todo: list[int | str] = list(range(num_layers + 1) if layers is None else layers)
     for layer in todo:
         if not 0 <= int(layer) <= num_layers:
-            raise ValueError(f"layer {layer}: the encoder has hidden states 0..{num_layers}")
+            raise ConfigError(f"--layers {layer}: the encoder has hidden states 0..{num_layers}")
     if weighted:
         todo.append("weighted")
     rows = []
@@ -267,7 +270,7 @@ def label_efficiency(
     """
     from .analysis.results import aggregate
 
-    out = Path(out_dir).resolve()
+    out = claim_probe_folder(out_dir)
     runs, per_run = [], []
     for policy in policies:
         for k in ks:

@@ -64,6 +64,6 @@ def test_print_config_shows_the_papers_defaults(capsys):
 
 
 def test_bad_config_value_names_the_key(tmp_path):
-    with pytest.raises(ValueError, match=r"model.policy='FT3': choose one of FE, FT1, FT2"):
+    with pytest.raises(ValueError, match=r"model.init_args.policy='FT3': choose one of FE, FT1, FT2"):
         cli_main(["fit", "--config", str(CONF / "finetune" / "demo_pitch.yaml"),
                   "--model.init_args.policy=FT3", f"--trainer.default_root_dir={tmp_path}"])

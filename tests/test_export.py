@@ -9,8 +9,8 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config  # noqa: E402
-from lightning_w2v.models.encoders import load_pretraining_model  # noqa: E402
-from lightning_w2v.models.export import (  # noqa: E402
+from lightning_w2v.checkpoints.encoders import load_pretraining_model  # noqa: E402
+from lightning_w2v.checkpoints.export import (  # noqa: E402
     export_to_transformers,
     export_torchaudio_state_dict,
     load_exported,

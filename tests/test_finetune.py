@@ -8,7 +8,7 @@ import torch
 from lightning_w2v import FinetuneModule
 from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config
 from lightning_w2v.models.backbone import Wav2Vec2Backbone, build_torchaudio_model
-from lightning_w2v.models.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
+from lightning_w2v.checkpoints.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
 
 
 def _module(ckpt, policy: str, task: str = "instrument") -> FinetuneModule:
@@ -93,7 +93,7 @@ def test_one_optimiser_step_changes_exactly_what_the_policy_trains(tiny_pretrain
 
 
 def test_task_mismatch_between_model_and_data_is_an_error(tiny_pretrain_ckpt):
-    with pytest.raises(ValueError, match="model.task"):
+    with pytest.raises(ValueError, match=r"model.init_args.task"):
         FinetuneModule(EncoderSpec(source="checkpoint", path=str(tiny_pretrain_ckpt)), task="timbre")
 
 

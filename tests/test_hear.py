@@ -135,7 +135,7 @@ def test_random_model_without_a_file():
 def test_a_transformers_directory_loads_too(tiny_pretrain_ckpt, model, tmp_path):
     """An exported checkpoint gives the same embeddings as the checkpoint itself."""
     pytest.importorskip("transformers")
-    from lightning_w2v.models.export import export_to_transformers
+    from lightning_w2v.checkpoints.export import export_to_transformers
 
     out = export_to_transformers(str(tiny_pretrain_ckpt), tmp_path / "hf")
     from_dir = hear.load_model(str(out))

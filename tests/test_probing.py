@@ -12,7 +12,7 @@ import torch
 from lightning_w2v import FinetuneModule
 from lightning_w2v.models import tiny_config
 from lightning_w2v.models.backbone import Wav2Vec2Backbone
-from lightning_w2v.models.encoders import EncoderSpec
+from lightning_w2v.checkpoints.encoders import EncoderSpec
 from lightning_w2v.__main__ import main as lightning_w2v_main  # the `lightning-w2v` command
 from lightning_w2v.probing import LayerWeightsLogger
 

@@ -5,6 +5,8 @@ tests/test_download.py to make real archives in the official layouts.
 """
 from __future__ import annotations
 
+import os
+
 import json
 import shutil
 from pathlib import Path
@@ -153,6 +155,22 @@ def test_sampling_is_bounded_and_seeded(nsynth_root: Path) -> None:
     assert verify_dataset("nsynth", nsynth_root, {"test": 3}, check_audio="none").ok
     with pytest.raises(ValueError):
         verify_dataset("nsynth", nsynth_root, check_audio="some")
+
+
+def test_sample_mode_says_it_sampled_and_how_to_check_every_file(nsynth_root: Path, capsys) -> None:
+    """A corrupt WAV outside the sample passes; the report says only a sample was read."""
+    audio = nsynth_root / "nsynth-test" / "audio"
+    report = verify_dataset("nsynth", nsynth_root, {"test": 3}, sample_size=1, seed=0)
+    checked = report.audio_checked
+    unchecked = [n for n in NOTES if not any(c.path.endswith(f"{n}.wav") for c in report.corrupt)]
+    os.truncate(audio / f"{unchecked[-1]}.wav", 100)  # break a file; sampling may miss it
+    sampled = verify_dataset("nsynth", nsynth_root, {"test": 3}, sample_size=1, seed=0)
+    text = sampled.format()
+    assert sampled.sampled and f"only a sample of {checked} of 3 files was read" in text
+    assert "--check-audio all reads every file" in text
+    every = verify_dataset("nsynth", nsynth_root, {"test": 3}, check_audio="all")
+    assert not every.sampled and "only a sample" not in every.format()
+    assert any(c.path.endswith(f"{unchecked[-1]}.wav") and "truncated" in c.reason for c in every.corrupt)
 
 
 def test_broken_examples_json(nsynth_root: Path) -> None:

@@ -17,8 +17,8 @@ import matplotlib
 
 if "matplotlib.pyplot" not in sys.modules:
     matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 __all__ = [
     "plot_cooccurrence_heatmap",

@@ -14,11 +14,30 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .codebooks import cooccurrence, joint_codes, normalise, sort_for_display, specialisation_summary
+from ..errors import DataError
+from ..files import claim_folder
+from ..files.ownership import only_names
+from .codebooks import (
+    cooccurrence,
+    joint_codes,
+    normalise,
+    sort_for_display,
+    specialisation_summary,
+)
 from .pwcca import pwcca
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
+
+
+# What an analysis folder of 0.1 (before folder markers) held: such folders are adopted.
+ANALYSIS_FILE_NAMES = ("codebook_*", "pwcca.*", "wandb")
+
+
+def claim_analysis_folder(out_dir: str | Path) -> Path:
+    """``--out``: new, empty, or an analysis folder of ours (never a user's folder)."""
+    return claim_folder(out_dir, "analysis", adopt=only_names(ANALYSIS_FILE_NAMES),
+                        hint="pass a new or empty folder as --out")
 
 
 def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -33,9 +52,9 @@ def nsynth_codes(ckpt: str | Path, nsynth_root: str | Path, split: str = "test",
 
     Returns codes (N, G), pitch (N,) MIDI, family (N,), note (N,) index into the records.
     """
+    from ..checkpoints.encoders import load_pretraining_model
     from ..data.audio import read_audio
     from ..data.nsynth import load_nsynth_split
-    from ..models.encoders import load_pretraining_model
 
     model = load_pretraining_model(ckpt).to(device)
     records = load_nsynth_split(nsynth_root, split)[:max_notes]
@@ -58,8 +77,7 @@ def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | 
     from ..data.nsynth import FAMILIES
     from .plots import plot_cooccurrence_heatmap
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_analysis_folder(out_dir)
     data = nsynth_codes(ckpt, nsynth_root, split, max_notes=max_notes, device=device)
     codes, num_entries = data["codes"], int(data["num_entries"])
     labels = {"pitch": data["pitch"], "family": data["family"]}
@@ -132,14 +150,13 @@ def pwcca_analysis(ckpts: Sequence[str | Path], musicnet_root: str | Path, out_d
                    names: Sequence[str] | None = None, fraction: float = 0.5, seconds: float = 4.0,
                    seed: int = 0, device: str = "cpu", logger=None) -> dict[str, list[float]]:
     """Fig. 3: PWCCA between the CNN output and each Transformer layer, per model."""
-    from ..models.encoders import backbone_from_checkpoint
+    from ..checkpoints.encoders import backbone_from_checkpoint
     from .plots import plot_pwcca_curves
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_analysis_folder(out_dir)
     crops = [wave for _, wave in _middle_crops(musicnet_root, fraction, seconds, seed)]
     if not crops:
-        raise ValueError(f"no MusicNet recording under {musicnet_root} is {seconds} s long")
+        raise DataError(f"no MusicNet recording under {musicnet_root} is {seconds} s long")
     names = list(names) if names else [Path(c).stem for c in ckpts]
     curves: dict[str, list[float]] = {}
     for name, ckpt in zip(names, ckpts):

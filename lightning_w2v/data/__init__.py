@@ -4,8 +4,12 @@ from .audiofolder import AudioFolderDataModule
 from .cache import CacheBuildError, CacheIndex, build_cache, open_cache
 from .demo import write_demo_musicnet, write_demo_nsynth
 from .demo_modules import DemoMusicNetDataModule, DemoNSynthDataModule
-from .demo_modules import DemoMusicNetDataModule, DemoNSynthDataModule
-from .musicnet import CachedAudioDataModule, MusicNetDataModule, MusicNetNotFoundError, find_musicnet_dir
+from .musicnet import (
+    CachedAudioDataModule,
+    MusicNetDataModule,
+    MusicNetNotFoundError,
+    find_musicnet_dir,
+)
 from .nsynth import NSynthDataModule, NSynthError, load_nsynth_split
 from .sampling import SecondsBatchSampler, make_segments
 
@@ -15,8 +19,6 @@ __all__ = [
     "CacheBuildError",
     "CacheIndex",
     "CachedAudioDataModule",
-    "DemoMusicNetDataModule",
-    "DemoNSynthDataModule",
     "DemoMusicNetDataModule",
     "DemoNSynthDataModule",
     "MusicNetDataModule",

@@ -21,12 +21,14 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from ..errors import DataError
+
 PathLike = str | os.PathLike
 
 _FIX_HINT = "re-download or re-extract it (or delete it) and run again"
 
 
-class AudioFileError(ValueError):
+class AudioFileError(DataError):
     """An audio file is unreadable, corrupt, truncated, empty or has the wrong format.
 
     The message always names the file, says what is wrong and what to do about it.
@@ -85,7 +87,7 @@ def wav_layout(path: PathLike) -> WavLayout | None:
                 f.seek(csize + (csize & 1), os.SEEK_CUR)
 
 
-def _info(path: PathLike) -> sf._SoundFileInfo:
+def audio_info(path: PathLike) -> sf._SoundFileInfo:
     """``sf.info`` with errors turned into :class:`AudioFileError`; checks truncation too."""
     path = Path(path)
     if not path.is_file():
@@ -119,7 +121,7 @@ def check_header(
     Raises :class:`AudioFileError` naming the file and "expected X, found Y" for each
     mismatch, or saying it is missing, empty, truncated or unreadable.
     """
-    info = _info(path)
+    info = audio_info(path)
     wrong = [
         f"{what} expected {want}, found {got}"
         for what, want, got in (
@@ -141,7 +143,7 @@ def read_audio(path: PathLike) -> tuple[np.ndarray, int]:
     :class:`AudioFileError` (naming the file) if it is missing, empty, truncated, corrupt,
     or decodes to fewer frames than its header declares.
     """
-    info = _info(path)
+    info = audio_info(path)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (n, C)
     except (sf.LibsndfileError, RuntimeError) as e:

@@ -39,7 +39,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from .cache import _atomic_write, build_cache
+from ..errors import ConfigError, DataError
+from ..files import atomic_write_bytes
+from .cache import build_cache
 from .musicnet import SAMPLE_RATE, CachedAudioDataModule
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def scan_audio_files(
     """Sorted relative paths (``/``-separated) of the audio files under ``root``."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"audio folder {root} does not exist or is not a directory")
+        raise DataError(f"data.init_args.root={root}: the audio folder does not exist or is not a directory")
     exts = {"." + e.lower().lstrip(".") for e in extensions}
     include, exclude = _as_list(include), _as_list(exclude)
     skip = {Path(d).expanduser().resolve() for d in skip_dirs}
@@ -121,7 +123,7 @@ def _unit_hash(rel_path: str) -> float:
 def split_files(paths: Sequence[str], val_fraction: float) -> tuple[list[str], list[str]]:
     """``(train, val)``: each path goes to val when its hash falls below ``val_fraction``."""
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction={val_fraction} must lie in [0, 1)")
+        raise ConfigError(f"data.init_args.val_fraction={val_fraction} must lie in [0, 1)")
     hashes = {p: _unit_hash(p) for p in paths}
     val = {p for p in paths if hashes[p] < val_fraction}
     if val_fraction > 0 and not val and len(paths) >= 2:
@@ -172,7 +174,7 @@ class AudioFolderDataModule(CachedAudioDataModule):
         super().__init__(root, cache_dir)
         self.save_hyperparameters()
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction={val_fraction} must lie in [0, 1)")
+            raise ConfigError(f"data.init_args.val_fraction={val_fraction} must lie in [0, 1)")
         self._file_split: tuple[list[str], list[str]] | None = None
 
     @property
@@ -209,7 +211,7 @@ class AudioFolderDataModule(CachedAudioDataModule):
             f"{p}\t{e.num_samples / SAMPLE_RATE:.6f}\t{s}" for p, e, s in zip(train + val, index.entries, splits)
         ]
         text = ("\n".join(lines) + "\n").encode("utf-8")
-        _atomic_write(self.manifest_path, lambda f: f.write(text))
+        atomic_write_bytes(self.manifest_path, text)
         log.info("%s: %d training and %d validation files; manifest %s", self.root, len(train), len(val),
                  self.manifest_path)
 

@@ -29,27 +29,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from ..errors import DataError
+from ..files import atomic_write_bytes, claim_folder
+from ..files.atomic import atomic_save
+from ..files.ownership import only_names
 from .audio import AudioFileError, PathLike, check_header, read_audio, resample
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 INDEX_NAME = "index.json"
+CACHE_FILE_NAMES = ("*.npy", INDEX_NAME, ".*.partial", "manifest.tsv")  # what a 0.1 cache held (no marker)
 _STALE_PARTIAL_S = 3600.0
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-class CacheBuildError(RuntimeError):
+class CacheBuildError(DataError, RuntimeError):
     """One or more source recordings could not be cached; lists every bad file."""
 
     def __init__(self, errors: list[AudioFileError]) -> None:
@@ -60,6 +63,10 @@ class CacheBuildError(RuntimeError):
             "Fix or remove these files (re-download / re-extract them), then run again; "
             "recordings already cached are kept and will not be redone."
         )
+
+
+class CacheNotBuiltError(DataError, RuntimeError):
+    """The cache lacks recordings (or holds stale ones) that a run needs; build it first."""
 
 
 @dataclass(frozen=True)
@@ -132,21 +139,7 @@ class CacheIndex:
             "entries": [asdict(e) for e in self.entries],
         }
         text = json.dumps(raw, indent=1).encode()
-        _atomic_write(self.cache_dir / INDEX_NAME, lambda f: f.write(text))
-
-
-def _atomic_write(dst: Path, write) -> None:
-    """Write via a unique temp file beside ``dst`` then ``os.replace`` it into place."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        atomic_write_bytes(self.cache_dir / INDEX_NAME, text)
 
 
 def to_int16(wave: np.ndarray) -> np.ndarray:
@@ -186,7 +179,7 @@ def _convert(rec_id: str, path: Path, cache_dir: Path, sample_rate: int) -> Cach
     wave, sr = read_audio(path)  # (n,) float32
     pcm = to_int16(resample(wave, sr, sample_rate))  # (m,) int16
     name = f"{rec_id}.npy"
-    _atomic_write(cache_dir / name, lambda f: np.save(f, pcm))
+    atomic_save(cache_dir / name, lambda f: np.save(f, pcm))
     return CacheEntry(rec_id, str(path), size, mtime, int(pcm.shape[0]), name)
 
 
@@ -207,13 +200,14 @@ def build_cache(
     after the good files are converted (and kept).
     """
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(cache_dir, "cache", adopt=only_names(CACHE_FILE_NAMES),
+                 hint="set data.init_args.cache_dir to a new or empty folder for the 16 kHz cache")
     _remove_stale_partials(cache_dir)
     sources = [(rec_id, Path(p).resolve()) for rec_id, p in sources]
     ids = [rec_id for rec_id, _ in sources]
     bad_ids = [i for i in ids if not _SAFE_ID.match(i)]
     if bad_ids or len(set(ids)) != len(ids):
-        raise ValueError(f"recording ids must be unique and file-name safe, got {bad_ids or ids}")
+        raise DataError(f"recording ids must be unique and file-name safe, got {bad_ids or ids}")
 
     old = CacheIndex.read(cache_dir)
     entries = {e.id: e for e in old.entries} if old.sample_rate == sample_rate else {}
@@ -274,7 +268,7 @@ def open_cache(
     stale = [i for i, p in sources if not _is_fresh(entries.get(i), p, cache_dir)]
     if stale:
         shown = ", ".join(stale[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
-        raise RuntimeError(
+        raise CacheNotBuiltError(
             f"the {sample_rate} Hz cache at {cache_dir} is missing or stale for {len(stale)} "
             f"recording(s) ({shown}); build it first with prepare_data() (Lightning calls it "
             "before fit) or lightning_w2v.data.cache.build_cache"

@@ -32,13 +32,16 @@ import requests
 from tqdm import tqdm
 from urllib3.exceptions import HTTPError as _Urllib3Error
 
+from ..errors import ConfigError, DataError
+from ..files import MARKER_NAME, claim_folder, is_ours
+
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20  # bytes per read/write while streaming
 DEFAULT_TIMEOUT = 30.0  # seconds, for connecting and for each read
 
 
-class DownloadError(RuntimeError):
+class DownloadError(DataError, RuntimeError):
     """A download or extraction failed; the message says what happened and what to do."""
 
 
@@ -335,16 +338,16 @@ def safe_extract(archive: str | os.PathLike, dest_root: str | os.PathLike) -> li
             "download). Delete it and download it again.")
     dest_root.mkdir(parents=True, exist_ok=True)
     tmp = dest_root / f".{archive.name}.extracting"
-    if tmp.exists():
+    if tmp.exists():  # ours: marked, or (0.1, before markers) by this name, which only we use
         log.info("removing leftover %s from an interrupted extraction", tmp)
         shutil.rmtree(tmp)
-    tmp.mkdir()
+    claim_folder(tmp, "extracting")  # marked, so only this tool ever removes it
     filter_error = getattr(tarfile, "FilterError", ())
     try:
         with tarfile.open(archive, "r:*") as tar:
             kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(tmp, members=_checked_members(tar, archive), **kwargs)
-        top = sorted(p.name for p in tmp.iterdir())
+        top = sorted(p.name for p in tmp.iterdir() if p.name != MARKER_NAME)
         if not top:
             raise DownloadError(f"{archive} contains no files.")
         clashes = [n for n in top if (dest_root / n).exists()]
@@ -389,19 +392,19 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
     Returns ``{split or role: path}``.
     """
     if name not in DATASETS:
-        raise ValueError(f"Unknown data set {name!r}; choose from {sorted(DATASETS)}.")
+        raise ConfigError(f"unknown data set {name!r}; choose from {sorted(DATASETS)}")
     spec = DATASETS[name]
     if splits is not None and not spec.selectable_splits:
-        raise ValueError(f"{name} is a single archive; splits cannot be selected.")
+        raise ConfigError(f"--splits: {name} is a single archive; splits cannot be selected")
     keys = [f.key for f in spec.files]
     if splits is not None and set(splits) - set(keys):
-        raise ValueError(f"Unknown {name} split(s) {sorted(set(splits) - set(keys))}; "
+        raise ConfigError(f"--splits: unknown {name} split(s) {sorted(set(splits) - set(keys))}; "
                          f"choose from {keys}.")
     files = [f for f in spec.files if splits is None or f.key in splits]
     overrides = dict(md5_overrides or {})
     unknown = sorted(set(overrides) - {f.filename for f in spec.files})
     if unknown:
-        raise ValueError(f"md5_overrides names unknown file(s) {unknown} for {name}.")
+        raise ConfigError(f"md5_overrides names unknown file(s) {unknown} for {name}.")
     base = base_url or os.environ.get(spec.env_var) or spec.default_url
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -422,6 +425,7 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
                 raise DownloadError(
                     f"{target} already exists but was not extracted by this tool (no "
                     f"{marker.name}). Check it with verify_dataset, or move it away and re-run.")
+        archive_was_there = dest.exists()  # e.g. copied in by the user: theirs, never deleted
         try:
             download_file(url, dest, md5, size, progress, timeout=timeout)
         except DownloadError as exc:
@@ -437,8 +441,8 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
         safe_extract(dest, root)
         if not target.is_dir():
             raise DownloadError(f"{dest.name} did not contain the expected folder {f.top_level}/.")
-        if not keep_archives:
-            dest.unlink()
+        if not keep_archives and not archive_was_there:
+            dest.unlink()  # the archive this call downloaded
         results[f.key] = target
     return results
 

@@ -40,6 +40,7 @@ import torch
 from pytorch_lightning.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from ..errors import DataError, LightningW2VError
 from .cache import CacheIndex, build_cache, open_cache
 from .sampling import SecondsBatchSampler, make_segments
 
@@ -49,11 +50,11 @@ SAMPLE_RATE = 16000
 SPLITS = ("train", "test")
 
 
-class MusicNetNotFoundError(FileNotFoundError):
-    pass
+class MusicNetNotFoundError(LightningW2VError, FileNotFoundError):
+    """The MusicNet folders are not under the data root; the message says where it looked."""
 
 
-class CacheFileError(RuntimeError):
+class CacheFileError(DataError, RuntimeError):
     """A 16 kHz cache file vanished, is truncated or is corrupt; the message names it."""
 
 
@@ -269,7 +270,7 @@ class CachedAudioDataModule(pl.LightningDataModule):
         val_lengths = [e.num_samples for e in self.val_index.entries]
         self.val_segments = make_segments(val_lengths, val_crop, val_crop, hp.min_sample_size)
         if len(self.train_segments) == 0:
-            raise ValueError(
+            raise DataError(
                 f"no training segments: every recording under {self.root} is shorter than "
                 f"min_sample_size={hp.min_sample_size} samples"
             )

@@ -34,6 +34,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from ..errors import ConfigError, DataError
 from .audio import AudioFileError, check_header, read_audio
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ REQUIRED_KEYS = ("note_str", "pitch", "velocity", "instrument_str", "instrument_
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
-class NSynthError(ValueError):
+class NSynthError(DataError):
     """NSynth data is missing or malformed; the message names the file (and note key)."""
 
 
@@ -116,9 +117,9 @@ def select_per_class(
     if isinstance(count, float) and count > 1 and count.is_integer():
         count = int(count)  # "10" from a config parsed as 10.0
     if isinstance(count, float) and not 0.0 < count <= 1.0:
-        raise ValueError(f"a fractional subset must be in (0, 1], got {count}")
+        raise ConfigError(f"data.init_args.subset / few_shot_k: a fraction must be in (0, 1], got {count}")
     if isinstance(count, int) and count < 1:
-        raise ValueError(f"a per-class count must be >= 1, got {count}")
+        raise ConfigError(f"data.init_args.subset / few_shot_k: a per-class count must be >= 1, got {count}")
     keep = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
@@ -264,9 +265,9 @@ class NSynthDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if task not in ("pitch", "instrument"):
-            raise ValueError(f"task must be 'pitch' or 'instrument', got {task!r}")
+            raise ConfigError(f"data.init_args.task={task!r}: choose 'pitch' or 'instrument'")
         if validate_audio not in ("headers", "none") or on_bad_file not in ("raise", "skip"):
-            raise ValueError("validate_audio must be headers|none and on_bad_file raise|skip")
+            raise ConfigError("data.init_args.validate_audio must be headers|none and on_bad_file raise|skip")
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
         self.datasets: dict[str, NSynthNotes] = {}

@@ -26,6 +26,8 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from ..errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,7 @@ def make_segments(
     ``min_samples`` give none.
     """
     if segment_samples <= 0 or hop_samples <= 0:
-        raise ValueError("segment and hop lengths must be positive")
+        raise ConfigError("data.init_args.segment_seconds and hop_seconds must be positive")
     rows: list[np.ndarray] = []
     for rec, n in enumerate(num_samples):
         n = int(n)

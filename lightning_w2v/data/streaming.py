@@ -20,6 +20,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from ..files import claim_folder
+from ..files.ownership import only_names
 from .cache import CacheIndex
 
 SAMPLE_RATE = 16_000
@@ -35,8 +37,8 @@ def write_shards(cache_dir: str | Path, out_dir: str | Path, segment_seconds: fl
     import webdataset as wds
 
     index = CacheIndex.read(cache_dir)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_folder(out_dir, "shards", adopt=only_names(("shard-*.tar",)),
+                       hint="write the shards into a new or empty folder")
     length = int(segment_seconds * SAMPLE_RATE)
     with wds.ShardWriter(str(out / "shard-%06d.tar"), maxcount=samples_per_shard, verbose=0) as sink:
         for entry in index.entries:

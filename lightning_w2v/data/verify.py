@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import soundfile as sf
+from ..errors import ConfigError
+from .audio import AudioFileError
+from .audio import audio_info as _audio_info
 
 NSYNTH_COUNTS: dict[str, int] = {"train": 289_205, "valid": 12_678, "test": 4_096}
 NSYNTH_SAMPLE_RATE = 16_000
@@ -56,6 +58,11 @@ class VerifyReport:
         return [s for s, (found, exp) in self.counts.items() if exp is not None and found != exp]
 
     @property
+    def sampled(self) -> bool:
+        """Whether only some of the audio files were read (``check_audio="sample"``)."""
+        return self.check_audio == "sample" and self.audio_checked < self.audio_total
+
+    @property
     def ok(self) -> bool:
         """True when nothing is missing, extra, corrupt or miscounted."""
         return not (self.missing or self.extra or self.corrupt or self.errors
@@ -63,8 +70,11 @@ class VerifyReport:
 
     def format(self, max_items: int = 20) -> str:
         """A human-readable report listing at most ``max_items`` entries per section."""
-        lines = [f"{self.name} at {self.root}: {'OK' if self.ok else 'FAILED'}",
-                 "Counts (found / expected):"]
+        verdict = "OK" if self.ok else "FAILED"
+        if self.sampled:
+            verdict += (f" (audio: only a sample of {self.audio_checked} of {self.audio_total} files was read; "
+                        "--check-audio all reads every file)")
+        lines = [f"{self.name} at {self.root}: {verdict}", "Counts (found / expected):"]
         for split, (found, exp) in self.counts.items():
             status = "" if exp is None else ("ok" if found == exp else "MISMATCH")
             lines.append(f"  {split:<6} {found:>7} / {exp if exp is not None else '-':<7} {status}")
@@ -90,11 +100,11 @@ class VerifyReport:
 
 def _check_wav(path: Path, sample_rate: int, channels: int | None, frames: int | None,
                subtype: str | None) -> str | None:
-    """Why the wav at ``path`` is unusable (from its header), or None."""
+    """Why the wav at ``path`` is unusable (from its header, truncation included), or None."""
     try:
-        info = sf.info(str(path))
-    except Exception as exc:  # soundfile raises several types for bad files
-        return f"unreadable ({exc})"
+        info = _audio_info(path)  # parses the RIFF chunks: a truncated file is caught here
+    except AudioFileError as exc:
+        return exc.problem
     problems = []
     if info.samplerate != sample_rate:
         problems.append(f"sample rate {info.samplerate} Hz, expected {sample_rate} Hz")
@@ -102,8 +112,6 @@ def _check_wav(path: Path, sample_rate: int, channels: int | None, frames: int |
         problems.append(f"{info.channels} channels, expected {channels}")
     if frames is not None and info.frames != frames:
         problems.append(f"length {info.frames} frames, expected {frames}")
-    elif info.frames == 0:
-        problems.append("no audio frames")
     if subtype is not None and info.subtype != subtype:
         problems.append(f"sample format {info.subtype}, expected {subtype}")
     return "; ".join(problems) or None
@@ -229,7 +237,7 @@ def verify_dataset(name: str, root: str | os.PathLike,
     pass an empty list to skip that check.
     """
     if check_audio not in CHECK_MODES:
-        raise ValueError(f"check_audio must be one of {CHECK_MODES}, not {check_audio!r}")
+        raise ConfigError(f"--check-audio must be one of {CHECK_MODES}, not {check_audio!r}")
     root = Path(root)
     rng = random.Random(seed)
     report = VerifyReport(name=name, root=root, check_audio=check_audio)

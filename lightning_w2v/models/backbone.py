@@ -109,11 +109,16 @@ class Wav2Vec2Backbone(nn.Module):
     def num_layers(self) -> int:
         return len(self.encoder.transformer.layers)
 
+    @property
+    def cnn_trains(self) -> bool:
+        """Whether any CNN weight takes a gradient (False under a frozen-CNN fine-tuning policy)."""
+        return any(p.requires_grad for p in self.feature_extractor.parameters())
+
     def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """(B, S) audio -> (B, T, C) CNN features and (B,) frame lengths (None if unpadded)."""
         mult = self.config.feature_grad_mult
-        if self.training and mult == 0.0:
-            with torch.no_grad():
+        if (self.training and mult == 0.0) or not self.cnn_trains:
+            with torch.no_grad():  # no gradient can reach the CNN: do not record its graph
                 features, frame_lengths = self.feature_extractor(waveforms, lengths)
         else:
             features, frame_lengths = self.feature_extractor(waveforms, lengths)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..errors import ConfigError
+
 ConvLayer = tuple[int, int, int]  # (out_channels, kernel, stride)
 
 BASE_CONV_LAYERS: list[ConvLayer] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
@@ -76,7 +78,7 @@ class Wav2Vec2Config:
         if not self.temperature_min <= self.temperature_max:
             problems.append("temperature_min must not exceed temperature_max")
         if problems:
-            raise ValueError("Invalid Wav2Vec2Config: " + "; ".join(problems))
+            raise ConfigError("invalid model settings (model.init_args.preset / model_overrides): " + "; ".join(problems))
 
     @property
     def conv_dim(self) -> int:
@@ -107,10 +109,17 @@ class Wav2Vec2Config:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
+    def architecture_differences(self, other: "Wav2Vec2Config") -> list[str]:
+        """``"field: mine vs other"`` for each architecture field (see ARCHITECTURE_FIELDS) that differs."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{name}: {mine[name]} vs {theirs[name]}" for name in ARCHITECTURE_FIELDS
+                if mine[name] != theirs[name]]
+
     def with_overrides(self, **overrides: Any) -> "Wav2Vec2Config":
         unknown = sorted(set(overrides) - set(self.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"Unknown Wav2Vec2Config field(s): {', '.join(unknown)}")
+            raise ConfigError(f"model.init_args.model_overrides: unknown field(s) {', '.join(unknown)}; "
+                              f"see Wav2Vec2Config for the settings")
         return replace(self, **overrides)
 
 
@@ -145,6 +154,14 @@ def tiny_config(**overrides: Any) -> Wav2Vec2Config:
 
 PRESETS = {"base": base_config, "tiny": tiny_config}
 
+# Settings that fix the parameters' shapes or the forward structure: two configs that differ in
+# one of them cannot share weights.
+ARCHITECTURE_FIELDS = (
+    "conv_layers", "extractor_mode", "conv_bias", "embed_dim", "num_layers", "num_heads", "ffn_dim",
+    "layer_norm_first", "pos_conv_kernel", "pos_conv_groups", "num_codevector_groups",
+    "num_codevectors_per_group", "codevector_dim", "final_dim",
+)
+
 # Settings of the objective and schedule, which may change when continuing from a model;
 # everything else fixes the architecture and must match the weights.
 OBJECTIVE_FIELDS = frozenset({
@@ -156,5 +173,5 @@ OBJECTIVE_FIELDS = frozenset({
 
 def preset_config(name: str, **overrides: Any) -> Wav2Vec2Config:
     if name not in PRESETS:
-        raise ValueError(f"Unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"model.init_args.preset={name!r}: choose one of {sorted(PRESETS)}")
     return PRESETS[name](**overrides)

@@ -8,12 +8,12 @@ embedding) is mapped here.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..errors import CheckpointError, ConfigError
 from .backbone import Wav2Vec2Backbone, build_torchaudio_model
 from .config import Wav2Vec2Config
 
@@ -136,7 +136,8 @@ def backbone_from_torchaudio_bundle(name: str) -> Wav2Vec2Backbone:
 
     bundle = getattr(torchaudio.pipelines, name, None)
     if bundle is None or not hasattr(bundle, "get_model"):
-        raise ValueError(f"torchaudio.pipelines has no wav2vec 2.0 bundle named {name!r} (try WAV2VEC2_BASE)")
+        raise ConfigError(f"model.init_args.encoder.path={name!r}: torchaudio.pipelines has no wav2vec 2.0 bundle "
+                          "of that name (try WAV2VEC2_BASE)")
     params = bundle._params
     config = Wav2Vec2Config(
         conv_layers=params["extractor_conv_layer_config"],
@@ -154,15 +155,17 @@ def backbone_from_torchaudio_bundle(name: str) -> Wav2Vec2Backbone:
     return Wav2Vec2Backbone(config, bundle.get_model())
 
 
-def backbone_from_fairseq(path: str | Path, config: Wav2Vec2Config | None = None) -> Wav2Vec2Backbone:
-    """A fairseq wav2vec 2.0 ``.pt`` checkpoint -> backbone, via torchaudio's importer.
+def backbone_from_fairseq(state: dict, config: Wav2Vec2Config | None = None) -> Wav2Vec2Backbone:
+    """A loaded fairseq wav2vec 2.0 checkpoint (``torch.load`` of its ``.pt``) -> backbone.
 
-    fairseq itself is not needed: the state dict is read with torch.load and the
-    architecture from the checkpoint's ``cfg.model`` (or ``args``).
+    fairseq itself is not needed: the architecture comes from the checkpoint's ``cfg.model``
+    (or ``args``), the weights go through torchaudio's converter with strict loading.
     """
     from torchaudio.models.wav2vec2.utils.import_fairseq import _convert_state_dict
 
-    state = torch.load(str(path), map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError("not a fairseq checkpoint (no 'model' weights in it); for our own checkpoints "
+                              "use encoder.source=checkpoint")
     if config is None:
         config = config_from_fairseq(state)
     weights = {k: v for k, v in state["model"].items()
@@ -172,13 +175,24 @@ def backbone_from_fairseq(path: str | Path, config: Wav2Vec2Config | None = None
     return Wav2Vec2Backbone(config, model)
 
 
+def huggingface_has_quantizer(path: str) -> bool:
+    """Whether a transformers model directory / hub id holds pre-training head weights."""
+    import transformers
+
+    try:
+        _, info = transformers.Wav2Vec2ForPreTraining.from_pretrained(path, output_loading_info=True)
+    except (OSError, ValueError):
+        return False
+    return not any(key.startswith("quantizer.") for key in info["missing_keys"])
+
+
 def config_from_fairseq(state: dict) -> Wav2Vec2Config:
     cfg = state.get("cfg", {}) or {}
     model_cfg = cfg.get("model") if isinstance(cfg, dict) else getattr(cfg, "model", None)
     if model_cfg is None and state.get("args") is not None:
         model_cfg = vars(state["args"])
     if model_cfg is None:
-        raise ValueError("fairseq checkpoint has neither cfg.model nor args: cannot read its architecture")
+        raise CheckpointError("fairseq checkpoint has neither cfg.model nor args: cannot read its architecture")
     get = (lambda k, d: model_cfg.get(k, d)) if isinstance(model_cfg, dict) else (lambda k, d: getattr(model_cfg, k, d))
     conv_layers = eval(get("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"))  # noqa: S307 - fairseq stores a Python literal
     return Wav2Vec2Config(

@@ -7,10 +7,12 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from ..errors import LightningW2VError
+
 log = logging.getLogger(__name__)
 
 
-class NonFiniteUpdatesError(RuntimeError):
+class NonFiniteUpdatesError(LightningW2VError, RuntimeError):
     """Too many consecutive updates had a non-finite loss or gradient."""
 
 

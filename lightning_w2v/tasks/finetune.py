@@ -15,19 +15,23 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
 
-from ..models.backbone import padding_mask_from_lengths
-from ..models.encoders import EncoderSpec, load_encoder
+from ..checkpoints.encoders import EncoderSpec, load_encoder
+from ..checkpoints.reader import stamp
+from ..errors import ConfigError
 from .common import log_parameter_counts
 from .heads import PooledClassifier
+from .policies import get_policy
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("FE", "FT1", "FT2")
 NUM_CLASSES = {"pitch": 112, "instrument": 11}
 PITCH_OFFSET = 9  # class 0 is MIDI 9
-DEFAULT_HEAD_LR = {"FE": 1e-3, "FT1": 1e-4, "FT2": 1e-4}
 
 
 class FinetuneModule(pl.LightningModule):
@@ -37,9 +41,10 @@ class FinetuneModule(pl.LightningModule):
         encoder: where the encoder comes from (see :class:`EncoderSpec`).
         task: ``pitch`` (112 classes, MIDI 9..120) or ``instrument`` (11 families).
         policy: ``FE`` (frozen encoder in eval mode, head only), ``FT1`` (everything trains)
-            or ``FT2`` (CNN frozen; projection and Transformer train).
-        encoder_lr: LR of pre-trained weights under FT1/FT2 (paper: 1e-5).
-        head_lr: LR of the head (paper: 1e-3 for FE, 1e-4 for FT1/FT2; default by policy).
+            or ``FT2`` (CNN frozen; projection and Transformer train); see
+            :data:`~lightning_w2v.tasks.policies.POLICIES`.
+        encoder_lr: LR of the encoder's trainable weights (default: the policy's, 1e-5).
+        head_lr: LR of the head (default: the policy's, 1e-3 for FE and 1e-4 for FT1/FT2).
         layer: which representation the head reads: ``last`` (the paper), a layer index
             (0 = Transformer input, i = layer i), or ``weighted`` (learned softmax weights
             over all of them).
@@ -53,12 +58,14 @@ class FinetuneModule(pl.LightningModule):
             trainer's root dir).
     """
 
+    checkpoint_kind = "finetune"
+
     def __init__(
         self,
         encoder: EncoderSpec,
         task: str = "pitch",
         policy: str = "FT2",
-        encoder_lr: float = 1e-5,
+        encoder_lr: float | None = None,
         head_lr: float | None = None,
         layer: str | int = "last",
         standardize_features: bool = False,
@@ -68,9 +75,8 @@ class FinetuneModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         if task not in NUM_CLASSES:
-            raise ValueError(f"model.task={task!r}: choose 'pitch' or 'instrument'")
-        if policy not in POLICIES:
-            raise ValueError(f"model.policy={policy!r}: choose one of {', '.join(POLICIES)}")
+            raise ConfigError(f"model.init_args.task={task!r}: choose 'pitch' or 'instrument'")
+        self.policy = get_policy(policy)
         self.save_hyperparameters()
         self.encoder_spec = encoder if isinstance(encoder, EncoderSpec) else EncoderSpec(**encoder)
         self.encoder = load_encoder(self.encoder_spec)
@@ -93,37 +99,46 @@ class FinetuneModule(pl.LightningModule):
         datamodule = self.trainer.datamodule if self._trainer else None
         data_task = (getattr(datamodule, "hparams", None) or {}).get("task")
         if data_task is not None and data_task != self.hparams.task:
-            raise ValueError(f"model.task={self.hparams.task!r} but data.task={data_task!r}: set both to the same task")
+            raise ConfigError(f"model.init_args.task={self.hparams.task!r} but data.init_args.task={data_task!r}: "
+                              "set both to the same task")
+
+    @property
+    def architecture(self):
+        """The encoder's config: what a checkpoint given to ``--ckpt_path`` must match."""
+        return self.encoder.config
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["wav2vec2_config"] = self.encoder.config.to_dict()  # the encoder can be rebuilt alone
+        stamp(checkpoint, self.checkpoint_kind, self.encoder.config)  # the encoder can be rebuilt alone
 
     # ------------------------------------------------------------------ policy
     def _apply_policy(self) -> None:
-        policy = self.hparams.policy
-        self.encoder.requires_grad_(policy != "FE")
-        if policy == "FT2":
-            self.encoder.feature_extractor.requires_grad_(False)
+        for path in self.policy.frozen:
+            self.encoder.get_submodule(path).requires_grad_(False)
 
     def train(self, mode: bool = True) -> "FinetuneModule":
         super().train(mode)
-        if self.hparams.policy == "FE":
-            self.encoder.eval()  # frozen encoder: no dropout, no layerdrop
+        for path in self.policy.eval_mode:
+            self.encoder.get_submodule(path).eval()  # frozen parts: no dropout, no layerdrop
         return self
 
     def on_train_epoch_start(self) -> None:
-        if self.hparams.policy == "FE":
-            self.encoder.eval()
+        self.train()
+
+    @property
+    def learning_rates(self) -> dict[str, float | None]:
+        """``{"head": lr, "encoder": lr}``: the explicit values, else the policy's defaults."""
+        hp = self.hparams
+        return {"head": hp.head_lr if hp.head_lr is not None else self.policy.head_lr,
+                "encoder": hp.encoder_lr if hp.encoder_lr is not None else self.policy.encoder_lr}
 
     def configure_optimizers(self):
-        policy = self.hparams.policy
-        head_lr = self.hparams.head_lr or DEFAULT_HEAD_LR[policy]
+        lrs = self.learning_rates
         encoder_params = [p for p in self.encoder.parameters() if p.requires_grad]
         head_params = [p for p in self.head.parameters() if p.requires_grad]
         log_parameter_counts(self, encoder_params + head_params)
-        groups = [{"params": head_params, "lr": head_lr, "name": "head"}]
+        groups = [{"params": head_params, "lr": lrs["head"], "name": "head"}]
         if encoder_params:
-            groups.append({"params": encoder_params, "lr": self.hparams.encoder_lr, "name": "encoder"})
+            groups.append({"params": encoder_params, "lr": lrs["encoder"], "name": "encoder"})
         return torch.optim.Adam(groups)
 
     # ------------------------------------------------------------------ forward
@@ -133,16 +148,9 @@ class FinetuneModule(pl.LightningModule):
 
     def pooled_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
         """(B, S) audio -> (B, S', E) time-pooled encoder output the head reads."""
-        read_all = self.head.reads_hidden_states
-        if self.hparams.policy == "FE":
-            with torch.no_grad():
-                out = self.encoder(waveforms, lengths, output_hidden_states=read_all)
-        elif self.hparams.policy == "FT2":
-            with torch.no_grad():
-                features, frame_lengths = self.encoder.extract_features(waveforms, lengths)
-            out = self._transform(features, frame_lengths, read_all)
-        else:
-            out = self.encoder(waveforms, lengths, output_hidden_states=read_all)
+        # A frozen CNN runs without autograd inside the backbone; a wholly frozen encoder here.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.policy.trains_encoder):
+            out = self.encoder(waveforms, lengths, output_hidden_states=self.head.reads_hidden_states)
         return self.head.pool(out)
 
     def _cached_pooled_features(self, batch: dict[str, Tensor], stage: str) -> Tensor:
@@ -158,11 +166,6 @@ class FinetuneModule(pl.LightningModule):
                 cache[keys[row]] = features
         return torch.stack([cache[key] for key in keys])  # (B, S', E)
 
-    def _transform(self, features: Tensor, frame_lengths: Tensor | None, read_all: bool):
-        x = self.encoder.project(self.encoder.normalize_features(features))
-        padding_mask = padding_mask_from_lengths(frame_lengths, x.shape[1])
-        return self.encoder.transform(x, padding_mask, output_hidden_states=read_all)
-
     # ------------------------------------------------------------------ steps
     def _make_metrics(self, stage: str) -> MetricCollection:
         metrics: dict[str, Any] = {
@@ -175,7 +178,7 @@ class FinetuneModule(pl.LightningModule):
         return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)
 
     def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        cacheable = (self.hparams.policy == "FE" and self.hparams.cache_frozen_features and "index" in batch
+        cacheable = (not self.policy.trains_encoder and self.hparams.cache_frozen_features and "index" in batch
                      and self.head.layer != "weighted")  # all layers of every note would not fit in memory
         if cacheable:
             logits = self.head.classify(self._cached_pooled_features(batch, stage))

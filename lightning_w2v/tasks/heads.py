@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..models.backbone import EncoderOutput
 
 
@@ -34,7 +35,7 @@ class PooledClassifier(nn.Module):
         if isinstance(layer, str) and layer not in ("last", "weighted"):
             layer = int(layer)
         if isinstance(layer, int) and not 0 <= layer < num_hidden_states:
-            raise ValueError(f"model.layer={layer}: choose 0..{num_hidden_states - 1}, 'last' or 'weighted'")
+            raise ConfigError(f"model.init_args.layer={layer}: choose 0..{num_hidden_states - 1}, 'last' or 'weighted'")
         self.layer = layer
         self.norm = nn.BatchNorm1d(embed_dim, affine=False) if standardize else nn.Identity()
         self.linear = nn.Linear(embed_dim, num_classes)

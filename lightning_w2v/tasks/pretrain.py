@@ -9,8 +9,10 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from ..checkpoints.encoders import EncoderSpec, continued_pretraining_model
+from ..checkpoints.reader import stamp
+from ..errors import ConfigError
 from ..models import Wav2Vec2ForPretraining, preset_config
-from ..models.encoders import EncoderSpec, continued_pretraining_model
 from .common import log_parameter_counts, skip_non_finite_update
 from .schedules import gumbel_temperature, warmup_linear_decay
 
@@ -42,6 +44,8 @@ class PretrainModule(pl.LightningModule):
             ``--ckpt_path`` does; the CLI passes it on).
     """
 
+    checkpoint_kind = "pretrain"
+
     def __init__(
         self,
         preset: str = "base",
@@ -60,11 +64,11 @@ class PretrainModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         if init_mode not in INIT_MODES:
-            raise ValueError(f"model.init_mode={init_mode!r}: choose one of {', '.join(INIT_MODES)}")
+            raise ConfigError(f"model.init_mode={init_mode!r}: choose one of {', '.join(INIT_MODES)}")
         self.save_hyperparameters()
         if init_from is not None and init_mode == "full-state":
             if init_from.source != "checkpoint":
-                raise ValueError("model.init_mode=full-state needs model.init_from.source=checkpoint "
+                raise ConfigError("model.init_mode=full-state needs model.init_from.source=checkpoint "
                                  "(only our own checkpoints carry optimiser and schedule state)")
             init_from = None  # the weights come with the full state (the CLI sets --ckpt_path)
         if init_from is not None:
@@ -84,9 +88,14 @@ class PretrainModule(pl.LightningModule):
     def config(self):
         return self.model.config
 
+    @property
+    def architecture(self):
+        """The model's config: what a checkpoint given to ``--ckpt_path`` must match."""
+        return self.model.config
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The architecture travels with the weights, so any consumer can rebuild the model.
-        checkpoint["wav2vec2_config"] = self.config.to_dict()
+        # The kind and the architecture travel with the weights, so any consumer can rebuild the model.
+        stamp(checkpoint, self.checkpoint_kind, self.config)
         # Counters that must survive a resume (train/skipped_updates continues, not restarts).
         checkpoint["pretrain_counters"] = {"skipped_updates": self.skipped_updates,
                                            "consecutive_skips": self._consecutive_skips}
@@ -117,7 +126,7 @@ class PretrainModule(pl.LightningModule):
         if steps is None or steps < 0:
             steps = int(self.trainer.estimated_stepping_batches)
         if not math.isfinite(steps) or steps <= 0:
-            raise ValueError("Set trainer.max_steps or model.total_steps: the LR schedule needs an end.")
+            raise ConfigError("set --trainer.max_steps or --model.init_args.total_steps: the LR schedule needs an end")
         return int(steps)
 
     def on_before_optimizer_step(self, optimizer) -> None:

@@ -37,7 +37,7 @@ expects.
 head; torchaudio requires the argument), with its arguments in ``<path>.json``.
 
 Command line: ``lightning-w2v export --ckpt X --to DIR [--torchaudio PATH]`` (or
-``python -m lightning_w2v.models.export ...``).
+``python -m lightning_w2v.checkpoints.export ...``).
 """
 from __future__ import annotations
 
@@ -51,12 +51,25 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .backbone import Wav2Vec2Backbone, build_torchaudio_model, torchaudio_kwargs
-from .config import Wav2Vec2Config
+from ..files import atomic_write_text, claim_folder
+from ..files.atomic import atomic_save
+from ..files.ownership import only_names
+from ..models.backbone import Wav2Vec2Backbone, build_torchaudio_model, torchaudio_kwargs
+from ..models.config import Wav2Vec2Config
+from ..models.interop import (
+    backbone_from_huggingface,
+    config_to_huggingface,
+    from_huggingface_pretraining,
+)
+from ..models.wav2vec2 import Wav2Vec2ForPretraining
+from .encoders import _pretraining_model, backbone_from_checkpoint
+from .reader import read_checkpoint
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "lightning_w2v"  # our extra block inside the transformers config.json
+# What an export folder of 0.1 (before folder markers) held: such folders are adopted.
+EXPORT_FILE_NAMES = ("config.json", "model.safetensors", "preprocessor_config.json", "*.pt", "*.pt.json")
 SAMPLE_RATE = 16000
 
 
@@ -69,8 +82,6 @@ def _resolve(ckpt_or_model: Any) -> nn.Module:
     ``Wav2Vec2ForPretraining``, a ``Wav2Vec2Backbone``, or a module holding one as
     ``.model`` (``PretrainModule``) or ``.encoder`` (``FinetuneModule``).
     """
-    from .wav2vec2 import Wav2Vec2ForPretraining
-
     if isinstance(ckpt_or_model, (Wav2Vec2ForPretraining, Wav2Vec2Backbone)):
         return ckpt_or_model
     if isinstance(ckpt_or_model, nn.Module):
@@ -79,14 +90,10 @@ def _resolve(ckpt_or_model: Any) -> nn.Module:
             if isinstance(inner, (Wav2Vec2ForPretraining, Wav2Vec2Backbone)):
                 return inner
         raise TypeError(f"cannot export a {type(ckpt_or_model).__name__}: expected a wav2vec 2.0 model")
-    from .encoders import _existing, backbone_from_checkpoint, load_pretraining_model
-
-    file = _existing(str(ckpt_or_model))
-    checkpoint = torch.load(file, map_location="cpu", weights_only=False)
-    state = checkpoint.get("state_dict", checkpoint)
-    if "model.quantizer.codevectors" in state:
-        return load_pretraining_model(file)
-    return backbone_from_checkpoint(file)
+    checkpoint = read_checkpoint(ckpt_or_model, "--ckpt")  # read once, whatever its kind
+    if checkpoint.kind == "pretrain":
+        return _pretraining_model(checkpoint).eval()
+    return backbone_from_checkpoint(checkpoint, key="--ckpt")
 
 
 def _split(model: nn.Module) -> tuple[Wav2Vec2Backbone, nn.Module | None]:
@@ -102,8 +109,6 @@ def to_transformers_model(ckpt_or_model: Any) -> nn.Module:
     ``Wav2Vec2Model``. Every module is loaded with ``strict=True``.
     """
     import transformers
-
-    from .interop import config_to_huggingface
 
     backbone, full = _split(_resolve(ckpt_or_model))
     config: Wav2Vec2Config = backbone.config
@@ -152,8 +157,8 @@ def export_to_transformers(ckpt_or_model: Any, out_dir: str | os.PathLike) -> Pa
     loads with ``Wav2Vec2ForPreTraining.from_pretrained`` (when the source had the
     pre-training head) and always with ``Wav2Vec2Model.from_pretrained``.
     """
-    out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_folder(out_dir, "export", adopt=only_names(EXPORT_FILE_NAMES),
+                       hint="pass a new or empty folder as --to")
     hf = to_transformers_model(ckpt_or_model)
     hf.save_pretrained(str(out))  # config.json + model.safetensors
     _feature_extractor(_config_of(hf)).save_pretrained(str(out))
@@ -174,9 +179,6 @@ def load_exported(model_dir: str | os.PathLike):
     transformers directory works too (without the stored extras).
     """
     from transformers import Wav2Vec2Config as HFConfig
-
-    from .interop import backbone_from_huggingface, from_huggingface_pretraining
-    from .wav2vec2 import Wav2Vec2ForPretraining
 
     hf_config = HFConfig.from_pretrained(str(model_dir))
     extra = getattr(hf_config, CONFIG_KEY, None) or {}
@@ -235,12 +237,12 @@ def export_torchaudio_state_dict(
     """
     backbone, _ = _split(_resolve(ckpt_or_model))
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(torchaudio_state_dict(backbone, legacy_weight_norm), path)
+    state = torchaudio_state_dict(backbone, legacy_weight_norm)
+    atomic_save(path, lambda handle: torch.save(state, handle))
     kwargs = torchaudio_kwargs(backbone.config)
     kwargs["extractor_conv_layer_config"] = [list(c) for c in kwargs["extractor_conv_layer_config"]]
     kwargs["aux_num_out"] = None  # no CTC head
-    Path(str(path) + ".json").write_text(json.dumps(kwargs, indent=1) + "\n")
+    atomic_write_text(Path(str(path) + ".json"), json.dumps(kwargs, indent=1) + "\n")
     return path
 
 
