@@ -148,6 +148,11 @@ class LightningW2VCLI(LightningCLI):
         if self.trainer.local_rank == 0 and self.datamodule is not None:
             self.datamodule.prepare_data()
             self.datamodule.setup(STAGES[stage])
+            if stage == "fit" and self.config_init[self.subcommand].get("test_after_fit"):
+                self.datamodule.setup("test")  # the test split too: a bad note there would end the run late
+        check_model_fits_data = getattr(self.model, "check_data", None)
+        if callable(check_model_fits_data):
+            check_model_fits_data(self.datamodule)
         if self.trainer.global_rank == 0:
             self._check_output_folders(stage, check_only=False)  # now create and mark them
         if resume is not None:

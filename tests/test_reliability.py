@@ -255,6 +255,14 @@ def test_required_values_are_named_before_anything_is_built(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_model_and_data_tasks_that_differ_are_caught_before_the_run_starts(checkpoints, demo_root, tmp_path, capsys):
+    code, err = run(capsys, "fit", *finetune_args(), f"--model.init_args.encoder.path={checkpoints['pretrain']}",
+                    f"--data.init_args.root={demo_root / 'nsynth'}", "--data.init_args.task=instrument",
+                    f"--trainer.default_root_dir={tmp_path / 'run'}", *QUIET)
+    assert code == 2 and "data.init_args.task='instrument'" in error_line(err)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("fragments,override,expected", [
     (["fe"], "--model.init_args.policy=FT1", {"head": 1e-4, "encoder": 1e-5}),
     (["ft1", "fe"], None, {"head": 1e-3}),

@@ -77,8 +77,8 @@ def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | 
     from ..data.nsynth import FAMILIES
     from .plots import plot_cooccurrence_heatmap
 
-    out = claim_analysis_folder(out_dir)
     data = nsynth_codes(ckpt, nsynth_root, split, max_notes=max_notes, device=device)
+    out = claim_analysis_folder(out_dir)  # only once the checkpoint and the notes were read
     codes, num_entries = data["codes"], int(data["num_entries"])
     labels = {"pitch": data["pitch"], "family": data["family"]}
     summary = specialisation_summary(codes, labels, num_entries)
@@ -153,14 +153,15 @@ def pwcca_analysis(ckpts: Sequence[str | Path], musicnet_root: str | Path, out_d
     from ..checkpoints.encoders import backbone_from_checkpoint
     from .plots import plot_pwcca_curves
 
-    out = claim_analysis_folder(out_dir)
+    backbones = [backbone_from_checkpoint(ckpt, key="--ckpt") for ckpt in ckpts]  # all checked before any work
     crops = [wave for _, wave in _middle_crops(musicnet_root, fraction, seconds, seed)]
     if not crops:
         raise DataError(f"no MusicNet recording under {musicnet_root} is {seconds} s long")
+    out = claim_analysis_folder(out_dir)
     names = list(names) if names else [Path(c).stem for c in ckpts]
     curves: dict[str, list[float]] = {}
-    for name, ckpt in zip(names, ckpts):
-        cnn, layers = layer_representations(backbone_from_checkpoint(ckpt), crops, device=device)
+    for name, backbone in zip(names, backbones):
+        cnn, layers = layer_representations(backbone, crops, device=device)
         curves[name] = [pwcca(layer, cnn) for layer in layers]
         log.info("PWCCA %s: %s", name, ", ".join(f"{v:.3f}" for v in curves[name]))
     with open(out / "pwcca.csv", "w", newline="") as handle:

@@ -57,6 +57,9 @@ class CacheBuildError(DataError, RuntimeError):
 
     def __init__(self, errors: list[AudioFileError]) -> None:
         self.errors = errors
+        if len(errors) == 1:
+            super().__init__(f"{errors[0]} Recordings already cached are kept and will not be redone.")
+            return
         lines = "\n".join(f"  - {e}" for e in errors)
         super().__init__(
             f"{len(errors)} audio file(s) could not be cached:\n{lines}\n"
@@ -200,9 +203,8 @@ def build_cache(
     after the good files are converted (and kept).
     """
     cache_dir = Path(cache_dir)
-    claim_folder(cache_dir, "cache", adopt=only_names(CACHE_FILE_NAMES),
-                 hint="set data.init_args.cache_dir to a new or empty folder for the 16 kHz cache")
-    _remove_stale_partials(cache_dir)
+    hint = "set data.init_args.cache_dir to a new or empty folder for the 16 kHz cache"
+    claim_folder(cache_dir, "cache", adopt=only_names(CACHE_FILE_NAMES), hint=hint, check_only=True)
     sources = [(rec_id, Path(p).resolve()) for rec_id, p in sources]
     ids = [rec_id for rec_id, _ in sources]
     bad_ids = [i for i in ids if not _SAFE_ID.match(i)]
@@ -225,6 +227,8 @@ def build_cache(
             errors.append(e)
     if errors:
         raise CacheBuildError(errors)
+    claim_folder(cache_dir, "cache", adopt=only_names(CACHE_FILE_NAMES), hint=hint)  # made only now
+    _remove_stale_partials(cache_dir)
 
     it = todo
     if progress and todo:

@@ -218,7 +218,6 @@ def download_file(url: str, dest: str | os.PathLike, expected_md5: str | None = 
                 f"{dest} exists but has {dest.stat().st_size} bytes instead of "
                 f"{expected_size}. Delete it and re-run.")
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = _sibling(dest, ".part")
     offset = part.stat().st_size if part.exists() else 0
     if expected_size is not None and offset > expected_size:
@@ -260,6 +259,7 @@ def download_file(url: str, dest: str | os.PathLike, expected_md5: str | None = 
                 f"{url} is {total} bytes but {dest.name} should be {expected_size} bytes; "
                 "the server or mirror serves a different file.")
         total = total if total is not None else expected_size
+        dest.parent.mkdir(parents=True, exist_ok=True)
         _check_disk_space(dest.parent, None if total is None else total - offset)
         _stream(resp, part, offset, digest, total, progress, url)
     finally:
@@ -406,8 +406,7 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
     if unknown:
         raise ConfigError(f"md5_overrides names unknown file(s) {unknown} for {name}.")
     base = base_url or os.environ.get(spec.env_var) or spec.default_url
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = Path(root)  # made (by download_file) only once a server answers
     results: dict[str, Path] = {}
     for f in files:
         url = base.rstrip("/") + "/" + f.filename

@@ -321,6 +321,8 @@ class NSynthDataModule(pl.LightningDataModule):
 
         with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:
             errors = [e for e in pool.map(check, records, chunksize=64) if e]
+        if len(errors) == 1:
+            raise NSynthError(f"NSynth {split}: {errors[0]}")
         if errors:
             shown = "\n".join(f"  - {e}" for e in errors[:20])
             more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""

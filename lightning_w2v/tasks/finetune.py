@@ -96,7 +96,10 @@ class FinetuneModule(pl.LightningModule):
         self.train()
 
     def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule if self._trainer else None
+        self.check_data(self.trainer.datamodule if self._trainer else None)
+
+    def check_data(self, datamodule: pl.LightningDataModule | None) -> None:
+        """ConfigError unless the data module serves this model's task (the CLI calls it before training)."""
         data_task = (getattr(datamodule, "hparams", None) or {}).get("task")
         if data_task is not None and data_task != self.hparams.task:
             raise ConfigError(f"model.init_args.task={self.hparams.task!r} but data.init_args.task={data_task!r}: "
