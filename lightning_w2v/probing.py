@@ -111,8 +111,8 @@ def run_finetune(args: list[str], run_dir: Path) -> dict[str, Any]:
     """Run one fine-tuning through the CLI; return its test summary plus ``train_examples``."""
     from .cli import main as cli_main
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "command.txt").write_text("python cli.py " + " ".join(args) + "\n")
+    claim_folder(run_dir, "run", hint="pass a new or empty --out folder")  # ours before command.txt goes in
+    (run_dir / "command.txt").write_text("lightning-w2v " + " ".join(args) + "\n")
     cli = cli_main(args)
     summary_file = run_dir / "test_metrics.json"
     if not summary_file.is_file():
