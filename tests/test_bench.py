@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from lightning_w2v.bench import main, peak_flops_for, pretraining_flops
+from lightning_w2v.commands import main
+from lightning_w2v.workflows.bench import peak_flops_for, pretraining_flops
 from lightning_w2v.models import Wav2Vec2Config, Wav2Vec2ForPretraining, base_config
 
 FIELDS = [
@@ -98,7 +99,7 @@ ARGS = ["--preset", "tiny", "--device", "cpu", "--steps", "20", "--warmup", "2",
 
 def test_cli_tiny_cpu(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(ARGS + ["--json", str(out)]) == 0
+    assert main(["bench", *ARGS, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     _check_result(result, capsys.readouterr().out)
     assert result["steps"] == 20 and result["batch_size"] == 2
@@ -109,7 +110,7 @@ def test_cli_tiny_cpu_compare_transformers(tmp_path, capsys):
     pytest.importorskip("transformers")
     out = tmp_path / "bench.json"
     args = ARGS + ["--steps", "3", "--warmup", "1", "--share-steps", "1", "--no-loader", "--compare-transformers"]
-    assert main(args + ["--json", str(out)]) == 0
+    assert main(["bench", *args, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     printed = capsys.readouterr().out
     assert "transformers_ratio" in printed

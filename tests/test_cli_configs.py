@@ -2,6 +2,7 @@
 
 Real GPU configs are run on the CPU with the tiny preset and the demo data; everything else
 (logger, callbacks, data module, model class, policy composition) is exactly the file's.
+The fragments (trainer profiles, callback lists) run as part of the experiments composing them.
 """
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ from pathlib import Path
 import pytest
 
 from lightning_w2v.cli import main as cli_main
+from lightning_w2v.cli.configs import expand_config
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 ALL_CONFIGS = sorted(str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml"))
 PRETRAIN = sorted(c for c in ALL_CONFIGS if c.startswith("pretrain/"))
 FINETUNE_TASKS = sorted(c for c in ALL_CONFIGS if c.startswith("finetune/") and "/policy/" not in c)
 POLICIES = sorted(c for c in ALL_CONFIGS if c.startswith("finetune/policy/"))
+FRAGMENTS = sorted(c for c in ALL_CONFIGS if c.startswith(("trainer/", "callbacks/")))
 GPU_TO_CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.fast_dev_run=1"]
 
 
 def test_every_config_is_covered():
-    assert set(ALL_CONFIGS) == set(PRETRAIN) | set(FINETUNE_TASKS) | set(POLICIES)
+    assert set(ALL_CONFIGS) == set(PRETRAIN) | set(FINETUNE_TASKS) | set(POLICIES) | set(FRAGMENTS)
+    composed = {str(f.relative_to(CONF.resolve())) for c in PRETRAIN + FINETUNE_TASKS for f in expand_config(c, CONF)}
+    assert set(FRAGMENTS) <= composed  # every fragment is run by some experiment below
     assert {"pretrain/musicnet_base.yaml", "pretrain/demo.yaml"} <= set(PRETRAIN)
     assert {"finetune/policy/fe.yaml", "finetune/policy/ft1.yaml", "finetune/policy/ft2.yaml"} == set(POLICIES)
 

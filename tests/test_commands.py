@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from lightning_w2v.__main__ import main
+from lightning_w2v.commands import main
 
 
 def _offline_records(root) -> bytes:

@@ -1,6 +1,6 @@
 """From the demo's pre-trained checkpoint, FE and FT2 learn both NSynth tasks far above chance.
 
-Runs the demo's own steps (``lightning_w2v.demo.pretrain`` / ``finetune``: the demo YAMLs,
+Runs the demo's own steps (``lightning_w2v.workflows.demo.pretrain`` / ``finetune``: the demo YAMLs,
 learning rates and epochs) on the demo data, and reads the test accuracy each run wrote.
 Chance is one over the number of classes present in the test split, read from the data.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lightning_w2v.cli import main as cli_main
-from lightning_w2v.demo import CONF, finetune, pretrain
+from lightning_w2v.workflows.demo import finetune, pretrain
 
 LABEL_KEY = {"pitch": "pitch", "instrument": "instrument_family"}
 # Accuracy must exceed this multiple of chance. Measured on the 2-core CPU machine:
@@ -51,8 +51,7 @@ def test_test_subcommand_re_evaluates_a_finished_run(demo_root, demo_run, tmp_pa
     written = json.loads((run_dir / "test_metrics.json").read_text())
     (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
     again = tmp_path / "re_test"
-    cli_main(["test", "--config", str(CONF / "finetune" / "demo_pitch.yaml"),
-              "--config", str(CONF / "finetune" / "policy" / "fe.yaml"),
+    cli_main(["test", "--config", "finetune/demo_pitch", "--config", "finetune/policy/fe",
               f"--model.init_args.encoder.path={encoder}", f"--data.init_args.root={demo_root / 'nsynth'}",
               f"--trainer.default_root_dir={again}", f"--ckpt_path={best}",
               "--trainer.enable_progress_bar=false"])

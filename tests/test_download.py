@@ -32,6 +32,7 @@ from lightning_w2v.data.download import (  # noqa: E402
     download_file,
     safe_extract,
 )
+from lightning_w2v.commands import main  # noqa: E402
 from lightning_w2v.data.verify import verify_dataset  # noqa: E402
 
 TIMEOUT = 5.0
@@ -339,10 +340,10 @@ def test_not_enough_disk_space(server, tmp_path, monkeypatch) -> None:
 
 
 def test_cli_prints_error_without_traceback(tmp_path, capsys) -> None:
-    rc = download.main(["nsynth", "--root", str(tmp_path), "--splits", "test",
-                        "--base-url", "http://127.0.0.1:9/", "--no-progress"])
+    rc = main(["data", "download", "nsynth", "--root", str(tmp_path), "--splits", "test",
+               "--base-url", "http://127.0.0.1:9/"])
     err = capsys.readouterr().err
-    assert rc == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert rc == 2 and err.startswith("error: ") and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- safe_extract

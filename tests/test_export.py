@@ -10,11 +10,11 @@ transformers = pytest.importorskip("transformers")
 
 from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config  # noqa: E402
 from lightning_w2v.checkpoints.encoders import load_pretraining_model  # noqa: E402
+from lightning_w2v.commands import main  # noqa: E402
 from lightning_w2v.checkpoints.export import (  # noqa: E402
     export_to_transformers,
     export_torchaudio_state_dict,
     load_exported,
-    main,
 )
 
 ATOL = 1e-5
@@ -131,7 +131,7 @@ def test_torchaudio_state_dict_loads_strictly(tmp_path, ours, legacy):
 
 def test_cli_exports_a_training_checkpoint(tiny_pretrain_ckpt, tmp_path):
     out, ta = tmp_path / "hf", tmp_path / "ta.pt"
-    assert main(["--ckpt", str(tiny_pretrain_ckpt), "--to", str(out), "--torchaudio", str(ta)]) == 0
+    assert main(["export", "--ckpt", str(tiny_pretrain_ckpt), "--to", str(out), "--torchaudio", str(ta)]) == 0
     ours = load_pretraining_model(tiny_pretrain_ckpt)
     back = load_exported(out)
     for k, v in ours.state_dict().items():

@@ -12,7 +12,7 @@ import torch
 
 from lightning_w2v import PretrainModule
 from lightning_w2v.cli import main as cli_main
-from lightning_w2v.monitor import (
+from lightning_w2v.callbacks.monitor import (
     RULES,
     PretrainHealthMonitor,
     PretrainHealthWarning,
@@ -117,7 +117,7 @@ def test_forced_collapse_is_diagnosed_checkpointed_stopped_and_logged(tmp_path, 
     import wandb
     from pytorch_lightning.loggers import CSVLogger
 
-    from lightning_w2v.loggers import WandbLogger
+    from lightning_w2v.callbacks import WandbLogger
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))

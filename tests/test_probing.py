@@ -13,8 +13,8 @@ from lightning_w2v import FinetuneModule
 from lightning_w2v.models import tiny_config
 from lightning_w2v.models.backbone import Wav2Vec2Backbone
 from lightning_w2v.checkpoints.encoders import EncoderSpec
-from lightning_w2v.__main__ import main as lightning_w2v_main  # the `lightning-w2v` command
-from lightning_w2v.probing import LayerWeightsLogger
+from lightning_w2v.commands import main as lightning_w2v_main  # the `lightning-w2v` command
+from lightning_w2v.callbacks import LayerWeightsLogger
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dropout_input=0.0,
@@ -129,7 +129,7 @@ def test_label_efficiency_command_trains_on_k_notes_per_class(tiny_pretrain_ckpt
 def test_layer_weights_logger_logs_a_bar_chart_to_wandb(tiny_pretrain_ckpt, tmp_path, monkeypatch):
     import wandb
 
-    from lightning_w2v.loggers import WandbLogger
+    from lightning_w2v.callbacks import WandbLogger
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))

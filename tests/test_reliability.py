@@ -1,6 +1,6 @@
 """A user's bad input through the real command (``lightning-w2v fit ...``): one clear error, nothing lost.
 
-Each test runs the command's own entry point in this process (``lightning_w2v.__main__.main``,
+Each test runs the command's own entry point in this process (``lightning_w2v.commands.main``,
 what the console script calls) on data in the exact on-disk formats, and checks the exit
 code, the one ``error:`` line, and what is on disk afterwards.
 """
@@ -17,7 +17,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lightning_w2v.__main__ import main
+from lightning_w2v.commands import main
 from lightning_w2v.checkpoints import read_checkpoint
 from lightning_w2v.cli import main as cli_main
 
@@ -211,7 +211,7 @@ def test_an_unwritable_run_folder_is_one_error_and_wandb_writes_nothing(demo_roo
     before = listing(tmp_wandb) if tmp_wandb.exists() else None
     code, err = run(capsys, "fit", *PRETRAIN, f"--data.init_args.root={demo_root / 'musicnet'}",
                     "--trainer.default_root_dir=/proc/lightning-w2v-test/run",
-                    "--trainer.logger=lightning_w2v.loggers.WandbLogger",
+                    "--trainer.logger=lightning_w2v.callbacks.WandbLogger",
                     "--trainer.logger.init_args.project=lightning-w2v-test", "--trainer.max_steps=1", *QUIET)
     line = error_line(err)
     assert code == 2 and "/proc/lightning-w2v-test/run" in line and "not writable" in line
@@ -228,7 +228,7 @@ def test_a_failed_data_check_leaves_no_wandb_run(checkpoints, demo_root, tmp_pat
     run_dir = tmp_path / "run"
     code, err = run(capsys, "fit", *finetune_args(), f"--model.init_args.encoder.path={checkpoints['pretrain']}",
                     f"--data.init_args.root={nsynth}", f"--trainer.default_root_dir={run_dir}",
-                    "--trainer.logger=lightning_w2v.loggers.WandbLogger",
+                    "--trainer.logger=lightning_w2v.callbacks.WandbLogger",
                     "--trainer.logger.init_args.project=lightning-w2v-test", *QUIET)
     assert code == 2
     assert broken.name in err and "truncated" in err

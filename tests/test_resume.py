@@ -187,7 +187,13 @@ def test_atomic_checkpoint_io_keeps_the_old_file_until_the_new_one_is_complete(t
 def test_configs_write_atomic_checkpoints_and_save_on_preemption(config):
     import yaml
 
-    trainer = yaml.safe_load((REPO / "conf" / config).read_text())["trainer"]
+    from lightning_w2v.cli.configs import expand_config
+
+    trainer: dict = {"callbacks": [], "plugins": []}  # the trainer section the config composes
+    for file in expand_config(str(REPO / "conf" / config)):
+        section = (yaml.safe_load(file.read_text()) or {}).get("trainer") or {}
+        trainer["callbacks"] = list(section.get("callbacks", trainer["callbacks"])) + section.get("callbacks+", [])
+        trainer["plugins"] = section.get("plugins", trainer["plugins"])
     callbacks = [c["class_path"] for c in trainer["callbacks"]]
     assert "lightning_w2v.callbacks.PreemptionCheckpoint" in callbacks
     assert [p["class_path"] for p in trainer["plugins"]] == ["lightning_w2v.callbacks.AtomicCheckpointIO"]

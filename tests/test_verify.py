@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lightning_w2v.commands import main
 from lightning_w2v.data.verify import (
     MUSICNET_LABEL_HEADER,
     MUSICNET_TEST_IDS,
-    main,
     verify_dataset,
     verify_main,
 )
@@ -180,8 +180,8 @@ def test_broken_examples_json(nsynth_root: Path) -> None:
 
 
 def test_cli(nsynth_root: Path, capsys) -> None:
-    assert main(["nsynth", "--root", str(nsynth_root), "--expect", "test=3"]) == 0
-    assert main(["nsynth", "--root", str(nsynth_root), "--expect", "test=5"]) == 1
+    assert main(["data", "verify", "nsynth", "--root", str(nsynth_root), "--expect", "test=3"]) == 0
+    assert main(["data", "verify", "nsynth", "--root", str(nsynth_root), "--expect", "test=5"]) == 1
     assert "MISMATCH" in capsys.readouterr().out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightning_w2v.cli import main as cli_main
-from lightning_w2v.loggers import resolve_wandb_mode
+from lightning_w2v.callbacks import resolve_wandb_mode
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -28,7 +28,7 @@ def test_demo_fit_logs_metrics_and_config_offline(demo_root, tmp_path, monkeypat
     args = ["fit", "--config", str(CONF / "pretrain" / "demo.yaml"),
             f"--data.init_args.root={demo_root / 'musicnet'}", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
             "--trainer.max_steps=3", "--trainer.log_every_n_steps=1", f"--trainer.default_root_dir={tmp_path / 'run'}",
-            "--trainer.logger=lightning_w2v.loggers.WandbLogger",
+            "--trainer.logger=lightning_w2v.callbacks.WandbLogger",
             "--trainer.logger.init_args.project=lightning-w2v-test",
             f"--trainer.logger.init_args.save_dir={tmp_path}"]
     cli_main(args)
@@ -53,7 +53,7 @@ def test_resume_continues_the_same_wandb_run(demo_root, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     common = ["--config", str(CONF / "pretrain" / "demo.yaml"),
               f"--data.init_args.root={demo_root / 'musicnet'}", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
-              f"--trainer.default_root_dir={run_dir}", "--trainer.logger=lightning_w2v.loggers.WandbLogger",
+              f"--trainer.default_root_dir={run_dir}", "--trainer.logger=lightning_w2v.callbacks.WandbLogger",
               "--trainer.logger.init_args.project=lightning-w2v-test", f"--trainer.logger.init_args.save_dir={tmp_path}"]
     cli_main(["fit", *common, "--trainer.max_steps=2"])
     wandb.finish()

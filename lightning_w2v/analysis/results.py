@@ -11,12 +11,13 @@ Metric values are fractions in [0, 1]; :func:`format_markdown` prints them in %.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from ..files import atomic_write_csv
 
 __all__ = [
     "PAPER_TABLE1",
@@ -225,17 +226,30 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     names = sorted({k for r in rows for k in r["metrics"]})
     header = ["encoder", "policy", "task", "n", "seeds", "paper_acc_pct"]
     header += [f"{k}_{s}" for k in names for s in ("mean", "std", "n")]
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for r in rows:
-            paper = paper_accuracy(r["encoder"], r["policy"], r["task"])
-            line = [r["encoder"], r["policy"], r["task"], r["n"],
-                    ";".join(str(s) for s in r["seeds"]), "" if paper is None else paper]
-            for k in names:
-                m = r["metrics"].get(k)
-                line += ["", "", 0] if m is None else [m["mean"], m["std"], m["n"]]
-            w.writerow(line)
-    return p
+    lines = []
+    for r in rows:
+        paper = paper_accuracy(r["encoder"], r["policy"], r["task"])
+        line = [r["encoder"], r["policy"], r["task"], r["n"],
+                ";".join(str(s) for s in r["seeds"]), "" if paper is None else paper]
+        for k in names:
+            m = r["metrics"].get(k)
+            line += ["", "", 0] if m is None else [m["mean"], m["std"], m["n"]]
+        lines.append(line)
+    return atomic_write_csv(path, header, lines)
+
+
+def log_results_table(project: str, rows: list[dict], save_dir: Path) -> None:
+    """Table 1 (ours next to the paper's) as a W&B table in its own run of ``project``."""
+    import wandb  # only when asked to log
+
+    from ..callbacks import start_wandb_run
+
+    run = start_wandb_run(project, job_type="results", save_dir=save_dir)
+    columns = ["encoder", "policy", "task", "n", "acc_mean", "acc_std", "paper_acc"]
+    table = wandb.Table(columns=columns)
+    for row in rows:
+        acc = row["metrics"].get("test/acc", {})
+        table.add_data(row["encoder"], row["policy"], row["task"], row["n"], acc.get("mean"), acc.get("std"),
+                       paper_accuracy(row["encoder"], row["policy"], row["task"]))
+    run.log({"results/table1": table})
+    run.finish()

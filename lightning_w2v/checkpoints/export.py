@@ -36,17 +36,15 @@ expects.
 ``torchaudio.models.wav2vec2_model(**torchaudio_kwargs(config), aux_num_out=None)`` (no CTC
 head; torchaudio requires the argument), with its arguments in ``<path>.json``.
 
-Command line: ``lightning-w2v export --ckpt X --to DIR [--torchaudio PATH]`` (or
-``python -m lightning_w2v.checkpoints.export ...``).
+Command line: ``lightning-w2v export --ckpt X --to DIR [--torchaudio PATH]``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,7 +72,7 @@ SAMPLE_RATE = 16000
 
 
 # --------------------------------------------------------------------------- loading
-def _resolve(ckpt_or_model: Any) -> nn.Module:
+def resolve_model(ckpt_or_model: Any) -> nn.Module:
     """A checkpoint path or module -> ``Wav2Vec2ForPretraining`` or ``Wav2Vec2Backbone``.
 
     Accepts our pre-training checkpoint (full model, quantizer included), a fine-tuning
@@ -110,7 +108,7 @@ def to_transformers_model(ckpt_or_model: Any) -> nn.Module:
     """
     import transformers
 
-    backbone, full = _split(_resolve(ckpt_or_model))
+    backbone, full = _split(resolve_model(ckpt_or_model))
     config: Wav2Vec2Config = backbone.config
     hf_config = config_to_huggingface(config)
     extra: dict[str, Any] = {"config": config.to_dict()}
@@ -153,7 +151,7 @@ def _feature_extractor(config: Wav2Vec2Config):
 def export_to_transformers(ckpt_or_model: Any, out_dir: str | os.PathLike) -> Path:
     """Write a transformers model directory; returns it.
 
-    ``ckpt_or_model``: our checkpoint path or model (see :func:`_resolve`). The directory
+    ``ckpt_or_model``: our checkpoint path or model (see :func:`resolve_model`). The directory
     loads with ``Wav2Vec2ForPreTraining.from_pretrained`` (when the source had the
     pre-training head) and always with ``Wav2Vec2Model.from_pretrained``.
     """
@@ -214,7 +212,7 @@ def torchaudio_state_dict(ckpt_or_model: Any, legacy_weight_norm: bool = False) 
     ``weight_v`` (old ``torch.nn.utils.weight_norm``), which old torchaudio versions need
     and current torch still loads (its weight-norm load hook renames them).
     """
-    backbone, _ = _split(_resolve(ckpt_or_model))
+    backbone, _ = _split(resolve_model(ckpt_or_model))
     target = build_torchaudio_model(backbone.config)
     state = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
     target.load_state_dict(state, strict=True)  # proves the keys and shapes fit torchaudio's model
@@ -235,7 +233,7 @@ def export_torchaudio_state_dict(
         model = torchaudio.models.wav2vec2_model(**json.load(open(path + ".json")))
         model.load_state_dict(torch.load(path))
     """
-    backbone, _ = _split(_resolve(ckpt_or_model))
+    backbone, _ = _split(resolve_model(ckpt_or_model))
     path = Path(path).expanduser()
     state = torchaudio_state_dict(backbone, legacy_weight_norm)
     atomic_save(path, lambda handle: torch.save(state, handle))
@@ -244,37 +242,3 @@ def export_torchaudio_state_dict(
     kwargs["aux_num_out"] = None  # no CTC head
     atomic_write_text(Path(str(path) + ".json"), json.dumps(kwargs, indent=1) + "\n")
     return path
-
-
-# --------------------------------------------------------------------------- command line
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lightning-w2v export",
-        description="Export a checkpoint to a transformers directory (and a torchaudio state dict).",
-    )
-    parser.add_argument("--ckpt", required=True, help="our pre-training (or fine-tuning) checkpoint")
-    parser.add_argument("--to", required=True, help="output transformers model directory")
-    parser.add_argument("--torchaudio", default=None, help="also write a torchaudio state dict here (.pt)")
-    parser.add_argument("--legacy-weight-norm", action="store_true",
-                        help="torchaudio file: weight_g/weight_v names for old torchaudio versions")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(argv or [])
-    if argv and argv[0] == "export":
-        argv = argv[1:]
-    args = build_parser().parse_args(argv)
-    model = _resolve(args.ckpt)
-    out = export_to_transformers(model, args.to)
-    print(f"transformers directory: {out}")
-    if args.torchaudio:
-        path = export_torchaudio_state_dict(model, args.torchaudio, args.legacy_weight_norm)
-        print(f"torchaudio state dict: {path} (wav2vec2_model arguments in {path}.json)")
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main(sys.argv[1:]))

@@ -8,11 +8,10 @@ top-level folder is then renamed into place, so an interrupted run never leaves 
 half-extracted dataset behind. Every failure raises :class:`DownloadError` with a
 message meant for humans.
 
-Command line: ``python -m lightning_w2v.data.download nsynth --root data --splits test``.
+Command line: ``lightning-w2v data download nsynth --root data --splits test``.
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import hashlib
 import json
@@ -21,7 +20,6 @@ import os
 import posixpath
 import re
 import shutil
-import sys
 import tarfile
 import zlib
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from tqdm import tqdm
 from urllib3.exceptions import HTTPError as _Urllib3Error
 
 from ..errors import ConfigError, DataError
-from ..files import MARKER_NAME, claim_folder, is_ours
+from ..files import MARKER_NAME, claim_folder
 
 log = logging.getLogger(__name__)
 
@@ -444,31 +442,3 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
             dest.unlink()  # the archive this call downloaded
         results[f.key] = target
     return results
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; prints errors without a traceback. Returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m lightning_w2v.data.download",
-                                     description="Download and extract NSynth or MusicNet.")
-    parser.add_argument("name", choices=sorted(DATASETS))
-    parser.add_argument("--root", required=True, help="folder to put the data set in")
-    parser.add_argument("--splits", nargs="+", help="NSynth splits (default: all)")
-    parser.add_argument("--base-url", help="mirror URL (default: upstream or env var)")
-    parser.add_argument("--no-keep-archives", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        paths = download_dataset(args.name, args.root, args.base_url, args.splits,
-                                 keep_archives=not args.no_keep_archives,
-                                 progress=not args.no_progress)
-    except (DownloadError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for key, path in paths.items():
-        print(f"{key}: {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,15 +1,13 @@
 """Check an extracted NSynth or MusicNet tree: files present, counts, audio headers.
 
 Audio is inspected through its header only (``soundfile.info``), so even ``"all"`` is
-fast. Command line: ``python -m lightning_w2v.data.verify nsynth --root data``.
+fast. Command line: ``lightning-w2v data verify nsynth --root data``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -258,30 +256,3 @@ def verify_main(name: str, root: str | os.PathLike, **kwargs) -> int:
     report = verify_dataset(name, root, **kwargs)
     print(report.format())
     return 0 if report.ok else 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point. Returns the exit code (0 OK, 1 problems found)."""
-    parser = argparse.ArgumentParser(prog="python -m lightning_w2v.data.verify",
-                                     description="Verify an extracted NSynth/MusicNet tree.")
-    parser.add_argument("name", choices=("nsynth", "musicnet"))
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--check-audio", choices=CHECK_MODES, default="sample")
-    parser.add_argument("--sample-size", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--expect", nargs="+", metavar="SPLIT=N",
-                        help="expected counts, e.g. test=4096 (default: official counts)")
-    args = parser.parse_args(argv)
-    counts = None
-    if args.expect:
-        try:
-            counts = {s: int(n) for s, n in (item.split("=", 1) for item in args.expect)}
-        except ValueError:
-            parser.error("--expect takes SPLIT=N items, e.g. test=4096")
-    return verify_main(args.name, args.root, expected_counts=counts,
-                       check_audio=args.check_audio, sample_size=args.sample_size,
-                       seed=args.seed)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import uuid
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterable, Iterator, Sequence
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -65,6 +67,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+    """A CSV file (``header`` then ``rows``), written atomically; returns its path."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+    return Path(path)
 
 
 def atomic_save(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:

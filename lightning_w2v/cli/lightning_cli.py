@@ -21,21 +21,23 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
-from .checkpoints import WANDB_RUN_ID_KEY, read_checkpoint
-from .checkpoints.resume import check_fits
-from .errors import ConfigError, project_error, run_reporting_errors
-from .files import check_writable, claim_folder
-from .files.ownership import only_names
-from .loggers import WandbLogger
+from ..checkpoints import WANDB_RUN_ID_KEY, read_checkpoint
+from ..checkpoints.resume import check_fits
+from ..errors import ConfigError, project_error, run_reporting_errors
+from ..files import check_writable, claim_folder
+from ..files.ownership import only_names
+from ..callbacks import WandbLogger
+from .configs import COMPOSE_KEY, expand_config_args
 
 log = logging.getLogger(__name__)
 MISSING = "???"
@@ -43,7 +45,8 @@ STAGES = {"fit": "fit", "validate": "validate", "test": "test", "predict": "pred
 # What a run folder of 0.1 (before folder markers) held: such a folder is adopted, not refused, when
 # everything in it has one of these names and it holds something only a run writes.
 RUN_FOLDER_NAMES = ("checkpoints", "logs", "lightning_logs", "wandb", "config.yaml", "command.txt",
-                    "test_metrics.json", "confusion_matrix.*", "hpc_ckpt_*.ckpt", "layer_weights.*")
+                    "test_metrics.json", "confusion_matrix.*", "hpc_ckpt_*.ckpt", "layer_weights.*",
+                    "health_events.jsonl", "collapse.ckpt")
 RUN_FOLDER_EVIDENCE = ("checkpoints", "logs", "lightning_logs", "test_metrics.json", "hpc_ckpt_*.ckpt")
 
 
@@ -107,6 +110,9 @@ class LightningW2VCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="After fit, evaluate the best checkpoint (by the checkpoint callback) on the test split.")
+        parser.add_argument(f"--{COMPOSE_KEY}", type=Optional[list[str]], default=None,
+                            help="Config fragments a config file builds on; lightning-w2v puts them before it "
+                                 "(see lightning_w2v.cli.configs). Informational once parsed.")
 
     def _parse_ckpt_path(self) -> None:
         """Keep the run's own model settings; :meth:`_check_checkpoint` makes the checkpoint fit them."""
@@ -123,6 +129,7 @@ class LightningW2VCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        config[COMPOSE_KEY] = None  # already expanded: the saved config.yaml is complete without it
         missing = sorted(missing_values(config))
         if missing:
             raise ConfigError("required value(s) not set: " + ", ".join(f"set --{key}" for key in missing))
@@ -241,10 +248,12 @@ class LightningW2VCLI(LightningCLI):
 def main(args: Sequence[str] | None = None, run: bool = True) -> LightningW2VCLI:
     """Build (and by default run) the CLI; errors propagate (see :func:`cli_entry` for the command).
 
-    ``args``: the command line without the program name; ``None`` reads ``sys.argv``. Passing
-    it from Python (the demo, the probes) is deliberate, so LightningCLI's warning about
-    ``args`` next to a non-empty ``sys.argv`` is silenced.
+    ``args``: the command line without the program name; ``None`` reads ``sys.argv``. Named
+    configs and ``compose:`` fragments are expanded first (:mod:`.configs`). The arguments are
+    always handed over explicitly, so LightningCLI's warning about ``args`` next to a
+    non-empty ``sys.argv`` is silenced.
     """
+    args = expand_config_args(sys.argv[1:] if args is None else args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         return _build(args, run)

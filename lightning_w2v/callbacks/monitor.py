@@ -37,7 +37,7 @@ Add it to a config::
 
     trainer:
       callbacks:
-        - class_path: lightning_w2v.monitor.PretrainHealthMonitor
+        - class_path: lightning_w2v.callbacks.PretrainHealthMonitor
           init_args: {check_every_n_steps: 50, patience: 3}
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ from typing import Any, Mapping, Sequence
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_warn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ WATCHED = ("prob_perplexity", "code_perplexity", "accuracy", "contrastive_loss",
 
 
 class PretrainHealthWarning(UserWarning):
-    """A pre-training run looks unhealthy (see :mod:`lightning_w2v.monitor`)."""
+    """A pre-training run looks unhealthy (see :mod:`lightning_w2v.callbacks.monitor`)."""
 
 
 @dataclass

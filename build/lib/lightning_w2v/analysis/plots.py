@@ -1,0 +1,202 @@
+"""Figures for the analyses: co-occurrence heatmaps (Figs. 1-2), PWCCA per layer (Fig. 3),
+confusion matrices, bar charts and generic line plots.
+
+Every function writes a PNG (parent folders are created) and returns its path. Figures
+are built with the object-oriented ``matplotlib.figure.Figure`` API and rendered by Agg,
+so nothing is registered with pyplot (no leaked figures, no display needed). The Agg
+backend is also selected at import, but only when pyplot has not been imported yet, so
+importing this module inside a notebook does not break its inline backend.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+if "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = [
+    "plot_cooccurrence_heatmap",
+    "plot_pwcca_curves",
+    "plot_confusion_matrix",
+    "plot_bar",
+    "plot_xy",
+]
+
+
+def _subplots(figsize: tuple[float, float]) -> tuple[Figure, "matplotlib.axes.Axes"]:
+    fig = Figure(figsize=figsize)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(p, dpi=dpi, format="png")
+    return p
+
+
+def _finish_lines(fig: Figure, ax, xlabel: str, ylabel: str, title: str, legend: bool, path: str | Path) -> Path:
+    """Labels, title, light grid and (if there are lines) a legend; then save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if legend:
+        ax.legend()
+    return _save(fig, path)
+
+
+def _tick_step(n: int, max_ticks: int = 40) -> int:
+    return max(1, int(np.ceil(n / max_ticks)))
+
+
+def plot_cooccurrence_heatmap(
+    matrix: np.ndarray,
+    label_names: Sequence[str] | None,
+    title: str,
+    path: str | Path,
+    xlabel: str = "codeword (sorted by dominant label)",
+    log_scale: bool = False,
+) -> Path:
+    """Heatmap of a (codes, labels) co-occurrence matrix, codes on x and labels on y.
+
+    Sort/normalise beforehand (``codebooks.sort_for_display``, ``codebooks.normalise``).
+    ``log_scale`` plots log1p of the values, useful for raw counts.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2:
+        raise ValueError(f"matrix must be 2-D (codes, labels); got shape {m.shape}")
+    data = np.log1p(np.clip(m, 0, None)) if log_scale else m
+    n_codes, n_labels = m.shape
+    width = max(6.0, min(16.0, 0.02 * n_codes + 5))
+    height = max(3.0, min(14.0, 0.18 * n_labels + 1.5))
+    fig, ax = _subplots((width, height))
+    im = ax.imshow(data.T, aspect="auto", interpolation="nearest", cmap="viridis",
+                   origin="lower")
+    fig.colorbar(im, ax=ax, label="log(1 + value)" if log_scale else "value")
+    if label_names is not None:
+        if len(label_names) != n_labels:
+            raise ValueError(f"{len(label_names)} label names for {n_labels} label columns")
+        step = _tick_step(n_labels)
+        idx = np.arange(0, n_labels, step)
+        ax.set_yticks(idx)
+        ax.set_yticklabels([str(label_names[i]) for i in idx], fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("label")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_pwcca_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: str | Path,
+    title: str = "PWCCA with the CNN output",
+    ylabel: str = "PWCCA",
+) -> Path:
+    """One line per model of per-Transformer-layer similarity (Fig. 3).
+
+    ``curves[name][i]`` is the value for layer i+1 (x axis: layers 1..L).
+    """
+    fig, ax = _subplots((6.0, 4.0))
+    max_l = 1
+    for name, vals in curves.items():
+        v = np.asarray(vals, dtype=np.float64)
+        layers = np.arange(1, v.size + 1)
+        max_l = max(max_l, v.size)
+        ax.plot(layers, v, marker="o", label=str(name))
+    ax.set_xticks(np.arange(1, max_l + 1))
+    return _finish_lines(fig, ax, "Transformer layer", ylabel, title, bool(curves), path)
+
+
+def plot_confusion_matrix(
+    cm: np.ndarray,
+    class_names: Sequence[str] | None,
+    path: str | Path,
+    title: str = "Confusion matrix",
+    normalise_rows: bool = True,
+) -> Path:
+    """Confusion matrix (true classes on rows, predictions on columns).
+
+    With ``normalise_rows`` each row is divided by its count (per-class recall); rows
+    without examples stay 0. Cell values are annotated when there are <= 15 classes.
+    """
+    m = np.asarray(cm, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"cm must be square; got shape {m.shape}")
+    if normalise_rows:
+        s = m.sum(axis=1, keepdims=True)
+        m = np.divide(m, s, out=np.zeros_like(m), where=s > 0)
+    k = m.shape[0]
+    size = max(4.0, min(16.0, 0.12 * k + 3))
+    fig, ax = _subplots((size + 1, size))
+    im = ax.imshow(m, interpolation="nearest", cmap="Blues")
+    fig.colorbar(im, ax=ax)
+    step = _tick_step(k)
+    idx = np.arange(0, k, step)
+    ax.set_xticks(idx)
+    ax.set_yticks(idx)
+    if class_names is not None:
+        if len(class_names) != k:
+            raise ValueError(f"{len(class_names)} class names for {k} classes")
+        ax.set_xticklabels([str(class_names[i]) for i in idx], rotation=90, fontsize=7)
+        ax.set_yticklabels([str(class_names[i]) for i in idx], fontsize=7)
+    if k <= 15:
+        thresh = m.max() / 2 if m.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{m[i, j]:.2f}" if normalise_rows else f"{m[i, j]:.0f}",
+                        ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] > thresh else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_bar(
+    values: Sequence[float],
+    names: Sequence[str],
+    path: str | Path,
+    title: str = "",
+    ylabel: str = "",
+) -> Path:
+    """Simple bar chart of ``values`` labelled by ``names``."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape[0] != len(names):
+        raise ValueError(f"{v.shape[0]} values for {len(names)} names")
+    fig, ax = _subplots((max(4.0, min(16.0, 0.4 * len(names) + 2)), 4.0))
+    ax.bar(np.arange(v.size), v, color="tab:blue")
+    ax.set_xticks(np.arange(v.size))
+    ax.set_xticklabels([str(n) for n in names], rotation=45 if len(names) > 6 else 0,
+                       ha="right" if len(names) > 6 else "center")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_xy(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    path: str | Path,
+    title: str = "",
+    logx: bool = False,
+) -> Path:
+    """Generic line plot: one line per ``name -> (xs, ys)`` (e.g. accuracy per layer)."""
+    fig, ax = _subplots((6.0, 4.0))
+    for name, (xs, ys) in series.items():
+        xa, ya = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        if xa.shape != ya.shape:
+            raise ValueError(f"series {name!r}: xs {xa.shape} and ys {ya.shape} differ")
+        ax.plot(xa, ya, marker="o", label=str(name))
+    if logx:
+        ax.set_xscale("log")
+    return _finish_lines(fig, ax, xlabel, ylabel, title, bool(series), path)

@@ -1,0 +1,183 @@
+"""The paper's analyses run on checkpoints and data: codebook co-occurrence (Fig. 1-2), PWCCA (Fig. 3).
+
+These glue the pure functions of this package to the model and the data sets; the
+``lightning-w2v analyze`` command and the notebooks call them.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..files import claim_folder
+from ..files.ownership import only_names
+from .codebooks import (
+    cooccurrence,
+    joint_codes,
+    normalise,
+    sort_for_display,
+    specialisation_summary,
+)
+from .pwcca import pwcca
+
+log = logging.getLogger(__name__)
+SAMPLE_RATE = 16_000
+
+
+# What an analysis folder of 0.1 (before folder markers) held: such folders are adopted.
+ANALYSIS_FILE_NAMES = ("codebook_*", "pwcca.*", "wandb")
+
+
+def claim_analysis_folder(out_dir: str | Path) -> Path:
+    """``--out``: new, empty, or an analysis folder of ours (never a user's folder)."""
+    return claim_folder(out_dir, "analysis", adopt=only_names(ANALYSIS_FILE_NAMES),
+                        hint="pass a new or empty folder as --out")
+
+
+def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@torch.no_grad()
+def nsynth_codes(ckpt: str | Path, nsynth_root: str | Path, split: str = "test", batch_size: int = 16,
+                 max_notes: int | None = None, device: str = "cpu") -> dict[str, np.ndarray]:
+    """Codeword of every frame of every note: eval-mode quantizer, no masking, no noise.
+
+    Returns codes (N, G), pitch (N,) MIDI, family (N,), note (N,) index into the records.
+    """
+    from ..checkpoints.encoders import load_pretraining_model
+    from ..data.audio import read_audio
+    from ..data.nsynth import load_nsynth_split
+
+    model = load_pretraining_model(ckpt).to(device)
+    records = load_nsynth_split(nsynth_root, split)[:max_notes]
+    codes, pitch, family, note = [], [], [], []
+    for offset, group in enumerate(_batches(records, batch_size)):
+        waves = torch.from_numpy(np.stack([read_audio(r["path"])[0] for r in group])).to(device)
+        batch_codes, _ = model.quantize(waves)  # (B, T, G)
+        frames = batch_codes.shape[1]
+        codes.append(batch_codes.reshape(-1, batch_codes.shape[-1]).cpu().numpy())
+        pitch.append(np.repeat([r["pitch"] for r in group], frames))
+        family.append(np.repeat([r["instrument_family"] for r in group], frames))
+        note.append(np.repeat(np.arange(len(group)) + offset * batch_size, frames))
+    return {"codes": np.concatenate(codes), "pitch": np.concatenate(pitch), "family": np.concatenate(family),
+            "note": np.concatenate(note), "num_entries": np.array(model.config.num_codevectors_per_group)}
+
+
+def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | Path, split: str = "test",
+                      max_notes: int | None = None, device: str = "cpu", logger=None) -> dict:
+    """Fig. 1-2: co-occurrence of codewords with pitch and family; matrices, heatmaps, summary JSON."""
+    from ..data.nsynth import FAMILIES
+    from .plots import plot_cooccurrence_heatmap
+
+    data = nsynth_codes(ckpt, nsynth_root, split, max_notes=max_notes, device=device)
+    out = claim_analysis_folder(out_dir)  # only once the checkpoint and the notes were read
+    codes, num_entries = data["codes"], int(data["num_entries"])
+    labels = {"pitch": data["pitch"], "family": data["family"]}
+    summary = specialisation_summary(codes, labels, num_entries)
+    summary["meta"].update({"checkpoint": str(ckpt), "split": split, "frames": int(len(codes))})
+
+    joint = joint_codes(codes, num_entries)
+    num_joint = num_entries ** codes.shape[1]
+    label_spaces = {
+        "pitch": (data["pitch"], 121, [str(m) for m in range(121)]),
+        "family": (data["family"], len(FAMILIES), list(FAMILIES)),
+    }
+    matrices, images = {}, []
+    for kind, (values, num_labels, names) in label_spaces.items():
+        counts = cooccurrence(joint, values, num_joint, num_labels)  # (codes, labels)
+        used_labels = np.flatnonzero(counts.sum(0))
+        counts = counts[:, used_labels]
+        matrices[f"{kind}_counts"] = counts
+        matrices[f"{kind}_labels"] = used_labels
+        display, order = sort_for_display(normalise(counts, axis=1))  # P(label | code), used codes only
+        matrices[f"{kind}_code_order"] = order
+        png = plot_cooccurrence_heatmap(display, [names[i] for i in used_labels],
+                                        f"P({kind} | codeword), {split} split", out / f"codebook_{kind}.png")
+        images.append((kind, png))
+    np.savez_compressed(out / "codebook_cooccurrence.npz", **matrices)
+    (out / "codebook_summary.json").write_text(json.dumps(summary, indent=2))
+    _log_images(logger, "analysis/codebooks", images)
+    return summary
+
+
+def _middle_crops(musicnet_root: str | Path, fraction: float, seconds: float, seed: int) -> list[tuple[str, np.ndarray]]:
+    """``seconds`` of 16 kHz audio from the middle of a seeded ``fraction`` of all recordings."""
+    from ..data.audio import read_audio, resample
+    from ..data.musicnet import find_musicnet_dir, list_recordings
+
+    base = find_musicnet_dir(musicnet_root)
+    recordings = list_recordings(base, "train") + list_recordings(base, "test")
+    rng = np.random.default_rng(seed)
+    count = max(1, round(fraction * len(recordings)))
+    chosen = sorted(rng.choice(len(recordings), size=count, replace=False))
+    crops, length = [], int(seconds * SAMPLE_RATE)
+    for index in chosen:
+        rec_id, path = recordings[index]
+        wave, sr = read_audio(path)
+        wave = resample(wave, sr, SAMPLE_RATE)
+        start = max(0, (len(wave) - length) // 2)
+        crop = wave[start:start + length]
+        if len(crop) == length:
+            crops.append((rec_id, crop))
+    return crops
+
+
+@torch.no_grad()
+def layer_representations(backbone, crops: Sequence[np.ndarray], batch_size: int = 8,
+                          device: str = "cpu") -> tuple[np.ndarray, list[np.ndarray]]:
+    """CNN output (N, C) and every Transformer layer's output [(N, E)] * L, frames stacked."""
+    backbone = backbone.to(device).eval()
+    cnn, layers = [], None
+    for group in _batches(list(crops), batch_size):
+        waves = torch.from_numpy(np.stack(group)).to(device)
+        features, _ = backbone.extract_features(waves)  # (B, T, C)
+        out = backbone.transform(backbone.project(backbone.normalize_features(features)), output_hidden_states=True)
+        cnn.append(features.reshape(-1, features.shape[-1]).cpu().numpy())
+        hidden = [h.reshape(-1, h.shape[-1]).cpu().numpy() for h in out.hidden_states[1:]]
+        layers = [[h] for h in hidden] if layers is None else [acc + [h] for acc, h in zip(layers, hidden)]
+    return np.concatenate(cnn), [np.concatenate(parts) for parts in layers]
+
+
+def pwcca_analysis(ckpts: Sequence[str | Path], musicnet_root: str | Path, out_dir: str | Path,
+                   names: Sequence[str] | None = None, fraction: float = 0.5, seconds: float = 4.0,
+                   seed: int = 0, device: str = "cpu", logger=None) -> dict[str, list[float]]:
+    """Fig. 3: PWCCA between the CNN output and each Transformer layer, per model."""
+    from ..checkpoints.encoders import backbone_from_checkpoint
+    from .plots import plot_pwcca_curves
+
+    backbones = [backbone_from_checkpoint(ckpt, key="--ckpt") for ckpt in ckpts]  # all checked before any work
+    crops = [wave for _, wave in _middle_crops(musicnet_root, fraction, seconds, seed)]
+    if not crops:
+        raise DataError(f"no MusicNet recording under {musicnet_root} is {seconds} s long")
+    out = claim_analysis_folder(out_dir)
+    names = list(names) if names else [Path(c).stem for c in ckpts]
+    curves: dict[str, list[float]] = {}
+    for name, backbone in zip(names, backbones):
+        cnn, layers = layer_representations(backbone, crops, device=device)
+        curves[name] = [pwcca(layer, cnn) for layer in layers]
+        log.info("PWCCA %s: %s", name, ", ".join(f"{v:.3f}" for v in curves[name]))
+    with open(out / "pwcca.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "layer", "pwcca", "frames", "recordings"])
+        for name, values in curves.items():
+            for layer, value in enumerate(values, start=1):
+                writer.writerow([name, layer, f"{value:.6f}", len(cnn), len(crops)])
+    png = plot_pwcca_curves(curves, out / "pwcca.png")
+    _log_images(logger, "analysis/pwcca", [("pwcca", png)])
+    return curves
+
+
+def _log_images(logger, prefix: str, images: list[tuple[str, Path]]) -> None:
+    if logger is None:
+        return
+    import wandb
+
+    logger.log({f"{prefix}/{name}": wandb.Image(str(path)) for name, path in images})

@@ -1,0 +1,376 @@
+"""NSynth (jsonwav) for fine-tuning: pitch (112 classes) or instrument family (11 classes).
+
+Layout: ``root/nsynth-{train,valid,test}/examples.json`` (one object keyed by note_str)
+and ``audio/<note_str>.wav`` (16 kHz, mono, 16-bit, 64,000 frames). See REFERENCE.md 3.
+
+Labels: pitch ``p`` in MIDI 9..120 becomes class ``p - 9``; a pitch outside raises (naming
+the note and the json file) unless ``drop_out_of_range``, which drops and counts such notes
+(``num_dropped``). The family index (0..10) is the instrument label; outside raises.
+
+Bad data policy:
+- In ``setup()``, before any training: a missing split folder, malformed or incomplete
+  ``examples.json``, a missing wav, or (with ``validate_audio="headers"``) a wav that is not
+  16 kHz mono with 64,000 frames or is truncated, raises :class:`NSynthError` naming every
+  bad file and its note key.
+- During training (files that break after setup, or ``validate_audio="none"``): fail fast
+  with :class:`~lightning_w2v.data.audio.AudioFileError` naming the file, by default;
+  ``on_bad_file="skip"`` drops the example from its batch, logs a warning and counts it
+  in the dataset's ``num_skipped``. With DataLoader workers, both happen in the main
+  process: the worker hands the problem over with the batch, so the error is the same
+  ``AudioFileError`` (not a worker traceback) and ``num_skipped`` counts every worker's skips.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from ..errors import ConfigError, DataError
+from .audio import AudioFileError, check_header, read_audio
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
+            "string", "synth_lead", "vocal")  # fmt: skip
+SOURCES = ("acoustic", "electronic", "synthetic")
+QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "multiphonic",
+             "nonlinear_env", "percussive", "reverb", "tempo-synced")  # fmt: skip
+SPLITS = ("train", "valid", "test")
+MIN_PITCH, MAX_PITCH = 9, 120  # 112 pitch classes
+SAMPLE_RATE, NUM_SAMPLES = 16000, 64000
+REQUIRED_KEYS = ("note_str", "pitch", "velocity", "instrument_str", "instrument_family")
+_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+class NSynthError(DataError):
+    """NSynth data is missing or malformed; the message names the file (and note key)."""
+
+
+def _get_hint(root: Path) -> str:
+    return (
+        f"Download it with `lightning-w2v data download nsynth --root {root}`, or make a "
+        "small synthetic stand-in with `lightning-w2v demo`."
+    )
+
+
+def load_nsynth_split(root: str | os.PathLike, split: str) -> list[dict[str, Any]]:
+    """Read one split's ``examples.json``: a list of its records sorted by note_str.
+
+    Each record is the json object plus ``"path"`` (its wav) and ``"split"``. Raises
+    :class:`NSynthError` for a missing folder, malformed JSON or a record lacking a key.
+    Wav files are not opened here.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    root = Path(root).expanduser()
+    d = root / f"nsynth-{split}"
+    js = d / "examples.json"
+    if not js.is_file():
+        raise NSynthError(
+            f"NSynth {split} split not found: expected {js} and {d / 'audio'}/<note_str>.wav. "
+            + _get_hint(root)
+        )
+    try:
+        raw = json.loads(js.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NSynthError(f"{js}: malformed JSON ({e}); re-download or re-extract it") from e
+    if not isinstance(raw, dict):
+        found = type(raw).__name__
+        raise NSynthError(f"{js}: expected one JSON object keyed by note_str, found {found}")
+    records = []
+    for key, rec in raw.items():
+        if not isinstance(rec, dict):
+            raise NSynthError(f"{js}: note {key!r} is not a JSON object")
+        missing = [k for k in REQUIRED_KEYS if k not in rec]
+        if missing:
+            raise NSynthError(f"{js}: note {key!r} lacks key(s) {missing}")
+        for k in ("pitch", "velocity", "instrument_family"):
+            if not isinstance(rec[k], int) or isinstance(rec[k], bool):
+                raise NSynthError(f"{js}: note {key!r} has non-integer {k}={rec[k]!r}")
+        records.append({**rec, "path": str(d / "audio" / f"{rec['note_str']}.wav"), "split": split})
+    records.sort(key=lambda r: r["note_str"])
+    return records
+
+
+def pitch_name(midi: int) -> str:
+    return f"{_NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def select_per_class(
+    labels: np.ndarray, count: float | int, seed: int, salt: str
+) -> np.ndarray:
+    """Sorted indices of a class-balanced, seeded selection.
+
+    ``count`` an int: that many per class (all if fewer); a float in (0, 1]: that fraction
+    of each class, at least one. Each class draws from its own generator
+    ``(seed, crc32(salt), class)``, so adding or removing another class changes nothing.
+    """
+    if isinstance(count, float) and count > 1 and count.is_integer():
+        count = int(count)  # "10" from a config parsed as 10.0
+    if isinstance(count, float) and not 0.0 < count <= 1.0:
+        raise ConfigError(f"data.init_args.subset / few_shot_k: a fraction must be in (0, 1], got {count}")
+    if isinstance(count, int) and count < 1:
+        raise ConfigError(f"data.init_args.subset / few_shot_k: a per-class count must be >= 1, got {count}")
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n = count if isinstance(count, int) else max(1, round(count * len(idx)))
+        rng = np.random.default_rng([seed, zlib.crc32(salt.encode()), int(c)])
+        keep.append(rng.permutation(idx)[: min(n, len(idx))])
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
+class _DeferredError:
+    """A bad file met in a DataLoader worker; the main process raises it (see below)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.exc_type, self.message, self.attrs = type(error), str(error), dict(vars(error))
+
+    def reraise(self) -> None:
+        # Rebuilt without calling __init__ (AudioFileError takes (path, problem, hint)).
+        error = self.exc_type.__new__(self.exc_type, self.message)
+        error.args = (self.message,)
+        error.__dict__.update(self.attrs)
+        raise error
+
+
+class _SkippedNote:
+    """A note skipped in a DataLoader worker; counted and reported by the main process."""
+
+    def __init__(self, note: str, message: str) -> None:
+        self.note, self.message = note, message
+
+
+SKIPPED_KEY = "skipped_notes"  # batch key (only when a note was skipped in a worker)
+
+
+class _NotesLoader(DataLoader):
+    """Raises a worker's bad file in the main process, and counts a worker's skips there."""
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            if isinstance(batch, _DeferredError):
+                batch.reraise()
+            if isinstance(batch, dict) and SKIPPED_KEY in batch:
+                for note, message in batch.pop(SKIPPED_KEY):
+                    self.dataset.count_skipped(note, message)
+            yield batch
+
+
+class NSynthNotes(Dataset):
+    """Items ``{"waveform": (64000,), "label", "pitch", "family"}``; ``None`` if skipped.
+
+    In a DataLoader worker a bad file gives a placeholder instead (raised, or counted, by
+    the loader in the main process); :func:`collate_notes` passes it on.
+    """
+
+    def __init__(self, records: list[dict], labels: np.ndarray, on_bad_file: str = "raise") -> None:
+        self.records, self.labels = records, labels
+        self.on_bad_file = on_bad_file
+        self.num_skipped = 0
+
+    def count_skipped(self, note: str, message: str) -> None:
+        self.num_skipped += 1
+        log.warning("skipping note %s: %s (%d skipped so far)", note, message, self.num_skipped)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        rec = self.records[i]
+        try:
+            wave, sr = read_audio(rec["path"])  # (n,) float32
+            if sr != SAMPLE_RATE or len(wave) != NUM_SAMPLES:
+                raise AudioFileError(
+                    rec["path"], f"expected {SAMPLE_RATE} Hz x {NUM_SAMPLES} frames, "
+                    f"found {sr} Hz x {len(wave)}", "replace the file")  # fmt: skip
+        except AudioFileError as e:
+            in_worker = get_worker_info() is not None
+            if self.on_bad_file != "skip":
+                if in_worker:
+                    return _DeferredError(e)
+                raise
+            if in_worker:
+                return _SkippedNote(rec["note_str"], str(e))
+            self.count_skipped(rec["note_str"], str(e))
+            return None
+        return {"waveform": torch.from_numpy(wave), "label": int(self.labels[i]),
+                "pitch": rec["pitch"], "family": rec["instrument_family"], "index": i}  # fmt: skip
+
+
+def collate_notes(items: list[dict[str, Any] | None]) -> dict[str, torch.Tensor]:
+    """Stack items into ``{"waveforms": (B, 64000), "labels", "pitch", "family", "index": (B,)}``.
+
+    ``None`` items (skipped notes) are dropped. From a worker, a bad file in ``raise`` mode
+    becomes the whole batch, and skipped notes are listed under ``SKIPPED_KEY``, for the
+    loader to handle in the main process.
+    """
+    for it in items:
+        if isinstance(it, _DeferredError):
+            return it  # type: ignore[return-value]
+    skipped = [(it.note, it.message) for it in items if isinstance(it, _SkippedNote)]
+    items = [it for it in items if isinstance(it, dict)]
+    extra = {SKIPPED_KEY: skipped} if skipped else {}
+    if not items:
+        empty = torch.zeros(0, dtype=torch.long)
+        return {"waveforms": torch.zeros(0, NUM_SAMPLES), "labels": empty, "pitch": empty,
+                "family": empty, "index": empty, **extra}  # fmt: skip
+    return {
+        **extra,
+        "waveforms": torch.stack([it["waveform"] for it in items]),  # (B, 64000)
+        "labels": torch.tensor([it["label"] for it in items], dtype=torch.long),  # (B,)
+        "pitch": torch.tensor([it["pitch"] for it in items], dtype=torch.long),
+        "family": torch.tensor([it["family"] for it in items], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),  # position in the split
+    }
+
+
+class NSynthDataModule(pl.LightningDataModule):
+    """NSynth pitch or instrument-family classification (see the module docstring).
+
+    Args:
+        root: folder holding ``nsynth-train``, ``nsynth-valid``, ``nsynth-test``.
+        task: ``"pitch"`` (112 classes) or ``"instrument"`` (11 families).
+        subset: per split, ``None`` (all), a fraction of each class, or a count per class.
+        few_shot_k: keep k training examples per class (after ``subset``).
+        drop_out_of_range: drop (and count) notes with pitch outside 9..120 instead of failing.
+        validate_audio: ``"headers"`` checks every selected wav in ``setup()``; ``"none"`` skips.
+        on_bad_file: ``"raise"`` (default) or ``"skip"`` for files that break during training.
+        seed: subset and few-shot selection are deterministic from it.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        task: Literal["pitch", "instrument"] = "pitch",
+        batch_size: int = 32,
+        num_workers: int = 4,
+        subset: int | float | None = None,
+        few_shot_k: int | None = None,
+        drop_out_of_range: bool = False,
+        validate_audio: Literal["headers", "none"] = "headers",
+        on_bad_file: Literal["raise", "skip"] = "raise",
+        seed: int = 0,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+    ) -> None:
+        super().__init__()
+        if task not in ("pitch", "instrument"):
+            raise ConfigError(f"data.init_args.task={task!r}: choose 'pitch' or 'instrument'")
+        if validate_audio not in ("headers", "none") or on_bad_file not in ("raise", "skip"):
+            raise ConfigError("data.init_args.validate_audio must be headers|none and on_bad_file raise|skip")
+        self.save_hyperparameters()
+        self.root = Path(root).expanduser()
+        self.datasets: dict[str, NSynthNotes] = {}
+        self.num_dropped: dict[str, int] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return MAX_PITCH - MIN_PITCH + 1 if self.hparams.task == "pitch" else len(FAMILIES)
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.hparams.task == "pitch":
+            return [pitch_name(p) for p in range(MIN_PITCH, MAX_PITCH + 1)]
+        return list(FAMILIES)
+
+    def _labels(self, records: list[dict], split: str) -> tuple[list[dict], np.ndarray]:
+        js = self.root / f"nsynth-{split}" / "examples.json"
+        if self.hparams.task == "instrument":
+            bad = [r for r in records if not 0 <= r["instrument_family"] < len(FAMILIES)]
+            if bad:
+                r = bad[0]
+                raise NSynthError(
+                    f"{js}: note {r['note_str']!r} has instrument_family="
+                    f"{r['instrument_family']}, outside 0..{len(FAMILIES) - 1}"
+                )
+            return records, np.array([r["instrument_family"] for r in records], dtype=np.int64)
+        inside = [MIN_PITCH <= r["pitch"] <= MAX_PITCH for r in records]
+        if not all(inside):
+            out = [r for r, ok in zip(records, inside) if not ok]
+            if not self.hparams.drop_out_of_range:
+                raise NSynthError(
+                    f"{js}: note {out[0]['note_str']!r} has pitch {out[0]['pitch']}, outside "
+                    f"MIDI {MIN_PITCH}..{MAX_PITCH} ({len(out)} such notes); set "
+                    "drop_out_of_range=True to drop them")  # fmt: skip
+            log.warning("%s: dropped %d notes with pitch outside %d..%d",
+                        js, len(out), MIN_PITCH, MAX_PITCH)  # fmt: skip
+            records = [r for r, ok in zip(records, inside) if ok]
+        self.num_dropped[split] = len(inside) - len(records)
+        return records, np.array([r["pitch"] - MIN_PITCH for r in records], dtype=np.int64)
+
+    def _validate(self, records: list[dict], split: str) -> None:
+        def check(rec: dict) -> str | None:
+            try:
+                if self.hparams.validate_audio == "headers":
+                    check_header(rec["path"], SAMPLE_RATE, 1, NUM_SAMPLES)
+                elif not os.path.isfile(rec["path"]):
+                    raise AudioFileError(rec["path"], "file not found")
+            except AudioFileError as e:
+                return f"note {rec['note_str']!r}: {e}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:
+            errors = [e for e in pool.map(check, records, chunksize=64) if e]
+        if len(errors) == 1:
+            raise NSynthError(f"NSynth {split}: {errors[0]}")
+        if errors:
+            shown = "\n".join(f"  - {e}" for e in errors[:20])
+            more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+            raise NSynthError(f"NSynth {split}: {len(errors)} bad audio file(s):\n{shown}{more}")
+
+    def load_split(self, split: str) -> NSynthNotes:
+        """Records, labels, subset / few-shot selection and audio checks of one split."""
+        hp = self.hparams
+        records, labels = self._labels(load_nsynth_split(self.root, split), split)
+        if hp.subset is not None:
+            keep = select_per_class(labels, hp.subset, hp.seed, f"subset-{split}")
+            records, labels = [records[i] for i in keep], labels[keep]
+        if hp.few_shot_k is not None and split == "train":
+            keep = select_per_class(labels, int(hp.few_shot_k), hp.seed, "few-shot")
+            records, labels = [records[i] for i in keep], labels[keep]
+        self._validate(records, split)
+        log.info("NSynth %s: %d notes, %d classes", split, len(records), len(np.unique(labels)))
+        return NSynthNotes(records, labels, hp.on_bad_file)
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",),
+                  "predict": ("test",)}.get(stage or "", SPLITS)  # fmt: skip
+        for split in splits:
+            if split not in self.datasets:
+                self.datasets[split] = self.load_split(split)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        hp = self.hparams
+        if split not in self.datasets:
+            self.datasets[split] = self.load_split(split)
+        return _NotesLoader(
+            self.datasets[split],
+            batch_size=hp.batch_size,
+            shuffle=shuffle,
+            collate_fn=collate_notes,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory and torch.cuda.is_available(),
+            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,287 @@
+"""Check an extracted NSynth or MusicNet tree: files present, counts, audio headers.
+
+Audio is inspected through its header only (``soundfile.info``), so even ``"all"`` is
+fast. Command line: ``python -m lightning_w2v.data.verify nsynth --root data``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from ..errors import ConfigError
+from .audio import AudioFileError
+from .audio import audio_info as _audio_info
+
+NSYNTH_COUNTS: dict[str, int] = {"train": 289_205, "valid": 12_678, "test": 4_096}
+NSYNTH_SAMPLE_RATE = 16_000
+NSYNTH_FRAMES = 64_000  # 4 s
+MUSICNET_COUNTS: dict[str, int] = {"train": 320, "test": 10}
+MUSICNET_TEST_IDS: tuple[int, ...] = (1759, 1819, 2106, 2191, 2298, 2303, 2382, 2416, 2556,
+                                      2628)
+MUSICNET_SAMPLE_RATE = 44_100
+MUSICNET_LABEL_HEADER = "start_time,end_time,instrument,note,start_beat,end_beat,note_value"
+CHECK_MODES = ("sample", "all", "none")
+
+
+@dataclass
+class CorruptFile:
+    """A file that exists but is unusable, with the reason."""
+
+    path: str  # relative to the data set root, POSIX separators
+    reason: str
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify_dataset`. Paths are relative to ``root``."""
+
+    name: str
+    root: Path
+    counts: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # found, expected
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    corrupt: list[CorruptFile] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # structural problems
+    check_audio: str = "sample"
+    audio_checked: int = 0
+    audio_total: int = 0
+
+    @property
+    def count_mismatches(self) -> list[str]:
+        """Splits whose found count differs from the expected one."""
+        return [s for s, (found, exp) in self.counts.items() if exp is not None and found != exp]
+
+    @property
+    def sampled(self) -> bool:
+        """Whether only some of the audio files were read (``check_audio="sample"``)."""
+        return self.check_audio == "sample" and self.audio_checked < self.audio_total
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is missing, extra, corrupt or miscounted."""
+        return not (self.missing or self.extra or self.corrupt or self.errors
+                    or self.count_mismatches)
+
+    def format(self, max_items: int = 20) -> str:
+        """A human-readable report listing at most ``max_items`` entries per section."""
+        verdict = "OK" if self.ok else "FAILED"
+        if self.sampled:
+            verdict += (f" (audio: only a sample of {self.audio_checked} of {self.audio_total} files was read; "
+                        "--check-audio all reads every file)")
+        lines = [f"{self.name} at {self.root}: {verdict}", "Counts (found / expected):"]
+        for split, (found, exp) in self.counts.items():
+            status = "" if exp is None else ("ok" if found == exp else "MISMATCH")
+            lines.append(f"  {split:<6} {found:>7} / {exp if exp is not None else '-':<7} {status}")
+        lines.append(f"Audio headers checked: {self.audio_checked} of {self.audio_total} files "
+                     f"(mode: {self.check_audio})")
+        sections: list[tuple[str, list[str]]] = [
+            ("Problems", self.errors),
+            ("Missing files", self.missing),
+            ("Extra files", self.extra),
+            ("Corrupt files", [f"{c.path}: {c.reason}" for c in self.corrupt]),
+        ]
+        for title, items in sections:
+            if not items:
+                continue
+            lines.append(f"{title} ({len(items)}):")
+            lines += [f"  - {item}" for item in items[:max_items]]
+            if len(items) > max_items:
+                lines.append(f"  ... and {len(items) - max_items} more")
+        return "\n".join(lines)
+
+    __str__ = format
+
+
+def _check_wav(path: Path, sample_rate: int, channels: int | None, frames: int | None,
+               subtype: str | None) -> str | None:
+    """Why the wav at ``path`` is unusable (from its header, truncation included), or None."""
+    try:
+        info = _audio_info(path)  # parses the RIFF chunks: a truncated file is caught here
+    except AudioFileError as exc:
+        return exc.problem
+    problems = []
+    if info.samplerate != sample_rate:
+        problems.append(f"sample rate {info.samplerate} Hz, expected {sample_rate} Hz")
+    if channels is not None and info.channels != channels:
+        problems.append(f"{info.channels} channels, expected {channels}")
+    if frames is not None and info.frames != frames:
+        problems.append(f"length {info.frames} frames, expected {frames}")
+    if subtype is not None and info.subtype != subtype:
+        problems.append(f"sample format {info.subtype}, expected {subtype}")
+    return "; ".join(problems) or None
+
+
+def _pick(items: Sequence[str], mode: str, sample_size: int, rng: random.Random) -> list[str]:
+    if mode == "none":
+        return []
+    if mode == "all" or len(items) <= sample_size:
+        return list(items)
+    return sorted(rng.sample(list(items), sample_size))
+
+
+def _stems(folder: Path, suffix: str) -> set[str]:
+    if not folder.is_dir():
+        return set()
+    with os.scandir(folder) as it:
+        return {e.name[: -len(suffix)] for e in it if e.name.endswith(suffix) and e.is_file()}
+
+
+def _verify_nsynth(report: VerifyReport, root: Path, splits: Mapping[str, int | None],
+                   mode: str, sample_size: int, rng: random.Random) -> None:
+    for split, expected in splits.items():
+        rel = f"nsynth-{split}"
+        split_dir = root / rel
+        report.counts[split] = (0, expected)
+        if not split_dir.is_dir():
+            report.errors.append(f"{rel}/ not found in {root}")
+            continue
+        try:
+            examples = json.loads((split_dir / "examples.json").read_text())
+            if not isinstance(examples, dict):
+                raise ValueError("not a JSON object keyed by note_str")
+        except (OSError, ValueError) as exc:
+            report.errors.append(f"{rel}/examples.json unreadable: {exc}")
+            examples = None
+        if not (split_dir / "audio").is_dir():
+            report.errors.append(f"{rel}/audio/ not found")
+        wavs = _stems(split_dir / "audio", ".wav")
+        if examples is None:
+            present = sorted(wavs)
+        else:
+            notes = set(examples)
+            report.missing += sorted(f"{rel}/audio/{n}.wav" for n in notes - wavs)
+            report.extra += sorted(f"{rel}/audio/{n}.wav" for n in wavs - notes)
+            present = sorted(notes & wavs)
+        report.counts[split] = (len(present), expected)
+        chosen = _pick(present, mode, sample_size, rng)
+        report.audio_total += len(present)
+        report.audio_checked += len(chosen)
+        for note in chosen:
+            reason = _check_wav(split_dir / "audio" / f"{note}.wav", NSYNTH_SAMPLE_RATE, 1,
+                                NSYNTH_FRAMES, "PCM_16")
+            if reason:
+                report.corrupt.append(CorruptFile(f"{rel}/audio/{note}.wav", reason))
+
+
+def _musicnet_dir(root: Path) -> Path:
+    """``root/musicnet``, Kaggle's ``root/musicnet/musicnet``, or ``root`` itself."""
+    for cand in (root / "musicnet", root / "musicnet" / "musicnet", root):
+        if (cand / "train_data").is_dir():
+            return cand
+    return root / "musicnet"
+
+
+def _verify_musicnet(report: VerifyReport, root: Path, splits: Mapping[str, int | None],
+                     mode: str, sample_size: int, rng: random.Random,
+                     test_ids: set[str]) -> None:
+    base = _musicnet_dir(root)
+    rel = base.relative_to(root).as_posix()  # "." when root holds train_data itself
+    if not base.is_dir():
+        report.errors.append(f"{rel}/ not found in {root}")
+    for split, expected in splits.items():
+        data, labels = base / f"{split}_data", base / f"{split}_labels"
+        for folder in (data, labels):
+            if base.is_dir() and not folder.is_dir():
+                report.errors.append(f"{rel}/{folder.name}/ not found")
+        wav_ids, label_ids = _stems(data, ".wav"), _stems(labels, ".csv")
+        missing = {f"{rel}/{split}_data/{i}.wav" for i in label_ids - wav_ids}
+        missing |= {f"{rel}/{split}_labels/{i}.csv" for i in wav_ids - label_ids}
+        if split == "test" and test_ids:
+            missing |= {f"{rel}/test_data/{i}.wav" for i in test_ids - wav_ids}
+            report.extra += sorted(f"{rel}/test_data/{i}.wav (not an official test id)"
+                                   for i in wav_ids - test_ids)
+        elif test_ids:
+            report.extra += sorted(f"{rel}/{split}_data/{i}.wav (an official test id)"
+                                   for i in wav_ids & test_ids)
+        report.missing += sorted(missing)
+        report.counts[split] = (len(wav_ids), expected)
+        present = sorted(wav_ids, key=lambda s: (len(s), s))
+        chosen = _pick(present, mode, sample_size, rng)
+        report.audio_total += len(present)
+        report.audio_checked += len(chosen)
+        for rec in chosen:
+            reason = _check_wav(data / f"{rec}.wav", MUSICNET_SAMPLE_RATE, None, None, None)
+            if reason:
+                report.corrupt.append(CorruptFile(f"{rel}/{split}_data/{rec}.wav", reason))
+        if mode == "none":
+            continue
+        for rec in sorted(label_ids):
+            try:
+                with open(labels / f"{rec}.csv", encoding="utf-8") as fh:
+                    header = fh.readline().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                header = f"<unreadable: {exc}>"
+            if header != MUSICNET_LABEL_HEADER:
+                report.corrupt.append(CorruptFile(
+                    f"{rel}/{split}_labels/{rec}.csv", f"unexpected label header {header!r}"))
+
+
+def verify_dataset(name: str, root: str | os.PathLike,
+                   expected_counts: Mapping[str, int | None] | None = None,
+                   check_audio: str = "sample", sample_size: int = 200, seed: int = 0, *,
+                   test_ids: Iterable[int] | None = None) -> VerifyReport:
+    """Verify the extracted data set ``name`` ("nsynth" or "musicnet") under ``root``.
+
+    ``expected_counts`` maps split -> expected number of notes/recordings (None: don't
+    check); its keys choose the splits to verify (default: all official splits with the
+    official counts). ``check_audio``: "sample" reads the headers of ``sample_size``
+    files per split picked with ``seed``, "all" of every file, "none" skips audio (and
+    label-header) checks. NSynth audio must be 16 kHz mono PCM16 of 64000 frames;
+    MusicNet 44.1 kHz. ``test_ids`` (MusicNet) defaults to the official 10 test ids;
+    pass an empty list to skip that check.
+    """
+    if check_audio not in CHECK_MODES:
+        raise ConfigError(f"--check-audio must be one of {CHECK_MODES}, not {check_audio!r}")
+    root = Path(root)
+    rng = random.Random(seed)
+    report = VerifyReport(name=name, root=root, check_audio=check_audio)
+    if name == "nsynth":
+        splits = dict(NSYNTH_COUNTS if expected_counts is None else expected_counts)
+        _verify_nsynth(report, root, splits, check_audio, sample_size, rng)
+    elif name == "musicnet":
+        splits = dict(MUSICNET_COUNTS if expected_counts is None else expected_counts)
+        ids = {str(i) for i in (MUSICNET_TEST_IDS if test_ids is None else test_ids)}
+        _verify_musicnet(report, root, splits, check_audio, sample_size, rng, ids)
+    else:
+        raise ValueError(f"Unknown data set {name!r}; choose 'nsynth' or 'musicnet'.")
+    return report
+
+
+def verify_main(name: str, root: str | os.PathLike, **kwargs) -> int:
+    """Verify, print the report, and return an exit code: 0 when OK, 1 otherwise."""
+    report = verify_dataset(name, root, **kwargs)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point. Returns the exit code (0 OK, 1 problems found)."""
+    parser = argparse.ArgumentParser(prog="python -m lightning_w2v.data.verify",
+                                     description="Verify an extracted NSynth/MusicNet tree.")
+    parser.add_argument("name", choices=("nsynth", "musicnet"))
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--check-audio", choices=CHECK_MODES, default="sample")
+    parser.add_argument("--sample-size", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--expect", nargs="+", metavar="SPLIT=N",
+                        help="expected counts, e.g. test=4096 (default: official counts)")
+    args = parser.parse_args(argv)
+    counts = None
+    if args.expect:
+        try:
+            counts = {s: int(n) for s, n in (item.split("=", 1) for item in args.expect)}
+        except ValueError:
+            parser.error("--expect takes SPLIT=N items, e.g. test=4096")
+    return verify_main(args.name, args.root, expected_counts=counts,
+                       check_audio=args.check_audio, sample_size=args.sample_size,
+                       seed=args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

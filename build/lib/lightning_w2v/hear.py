@@ -1,0 +1,236 @@
+"""HEAR 2021 API (https://hearbenchmark.com/hear-api.html) for our wav2vec 2.0 encoders.
+
+    from lightning_w2v import hear
+    model = hear.load_model("runs/pretrain/musicnet_base/checkpoints/last.ckpt")
+    emb, ts = hear.get_timestamp_embeddings(audio, model)   # audio: (n, samples) at 16 kHz
+    scene = hear.get_scene_embeddings(audio, model)
+
+Choices (the validator leaves them to the model):
+
+- **Layer.** Default ``layer=-1``: the output of the last Transformer layer (after the final
+  LayerNorm of post-LN models), the representation the paper fine-tunes and probes. An
+  int picks ``hidden_states[layer]`` (0 = the Transformer input after the positional
+  convolution, i = layer i). ``"weighted-mean"`` averages the outputs of layers 1..L with
+  ``layer_weights`` (default uniform: HEAR gives no training signal to learn them), and
+  ``"concat"`` concatenates hidden states 0..L (size ``(L + 1) * E``).
+- **Timestamps.** One embedding per CNN frame: hop 320 samples (20 ms), receptive field
+  400 samples (25 ms). Frame t covers samples ``[320 t, 320 t + 400)``, so its timestamp
+  is its centre, ``(320 t + 200) / 16`` ms: 12.5, 32.5, 52.5, ... The number of frames is
+  exactly what the CNN yields for the whole input (``floor((n - 400) / 320) + 1`` for
+  BASE), so timestamps never drift, however long the audio.
+- **Scene embedding.** The mean over time of the timestamp embeddings.
+- **Long audio.** Inputs up to ``chunk_seconds`` (default 15 s: about the 15.6 s crops of
+  pre-training) run whole. Longer inputs run as windows of ``chunk_seconds`` whose starts
+  are whole multiples of 320 samples, so a window's frame i *is* global frame
+  ``start + i``, and overlapping by ``2 * context_seconds``; each frame is taken from the
+  window in which it has the most context on both sides (the first and last window count
+  the audio's own edges as full context). The output therefore has the same frames and
+  timestamps as a whole-input pass, and each frame sees at least ``context_seconds`` of
+  audio either side (where the audio has it). ``chunk_seconds=None`` always runs whole
+  (attention memory grows with the square of the length).
+- **Short audio.** Inputs shorter than one receptive field (400 samples) are zero-padded
+  at the end to 400 samples, giving one frame at 12.5 ms.
+- Audio is used as is (no normalisation), as in pre-training. Embeddings are float32 on
+  the device of the model; no gradients are tracked.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .models.backbone import Wav2Vec2Backbone
+from .models.config import tiny_config
+
+SAMPLE_RATE = 16000
+LayerSpec = int | str
+
+
+class HearWav2Vec2(nn.Module):
+    """A wav2vec 2.0 encoder with the attributes HEAR requires (eval mode, inference only)."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        backbone: Wav2Vec2Backbone,
+        layer: LayerSpec = -1,
+        layer_weights: Sequence[float] | None = None,
+        chunk_seconds: float | None = 15.0,
+        context_seconds: float = 2.5,
+        max_windows_per_forward: int = 16,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone.eval()
+        config = backbone.config
+        num_layers = backbone.num_layers
+        if isinstance(layer, str) and layer.lstrip("-").isdigit():
+            layer = int(layer)
+        if layer == "last":
+            layer = -1
+        if isinstance(layer, int):
+            if not -(num_layers + 1) <= layer <= num_layers:
+                raise ValueError(f"layer={layer} is out of range for {num_layers} Transformer layers")
+            size = config.embed_dim
+        elif layer == "weighted-mean":
+            weights = torch.ones(num_layers) if layer_weights is None else torch.as_tensor(layer_weights, dtype=torch.float32)
+            if weights.shape != (num_layers,) or weights.sum() <= 0:
+                raise ValueError(f"layer_weights must be {num_layers} non-negative numbers with a positive sum")
+            self.register_buffer("layer_weights", weights / weights.sum(), persistent=False)
+            size = config.embed_dim
+        elif layer == "concat":
+            size = config.embed_dim * (num_layers + 1)
+        else:
+            raise ValueError(f"layer={layer!r}: use an int, 'last', 'weighted-mean' or 'concat'")
+        self.layer = layer
+        self.scene_embedding_size = size
+        self.timestamp_embedding_size = size
+        self.hop_samples = config.downsampling  # 320: 20 ms
+        self.receptive_field = self._receptive_field(config.conv_layers)  # 400: 25 ms
+        self.chunk_seconds = chunk_seconds
+        self.context_seconds = context_seconds
+        self.max_windows_per_forward = max_windows_per_forward
+        if chunk_seconds is not None:
+            window = self.frames_for(round(chunk_seconds * SAMPLE_RATE))
+            context = round(context_seconds * SAMPLE_RATE / self.hop_samples)
+            if window - 2 * context < 1:
+                raise ValueError("chunk_seconds must exceed 2 * context_seconds by at least one frame")
+
+    @staticmethod
+    def _receptive_field(conv_layers) -> int:
+        field, jump = 1, 1
+        for _, kernel, stride in conv_layers:
+            field += (kernel - 1) * jump
+            jump *= stride
+        return field
+
+    def frames_for(self, num_samples: int) -> int:
+        return self.backbone.config.num_frames(max(num_samples, self.receptive_field))
+
+    def timestamps(self, num_frames: int, device=None) -> Tensor:
+        """(T,) frame centres in milliseconds: ``(hop * t + receptive_field / 2) / 16``."""
+        t = torch.arange(num_frames, device=device, dtype=torch.float64)
+        centres = (t * self.hop_samples + self.receptive_field / 2.0) * (1000.0 / SAMPLE_RATE)
+        return centres.to(torch.float32)
+
+    # ----------------------------------------------------------------------- encoding
+    def _select(self, hidden: list[Tensor]) -> Tensor:
+        if isinstance(self.layer, int):
+            return hidden[self.layer]
+        if self.layer == "concat":
+            return torch.cat(hidden, dim=-1)
+        stacked = torch.stack(hidden[1:], dim=0)  # (L, B, T, E)
+        return torch.einsum("l,lbte->bte", self.layer_weights.to(stacked.dtype), stacked)
+
+    def encode(self, audio: Tensor) -> Tensor:
+        """(B, S) equal-length audio -> (B, T, D) embeddings, the whole input at once."""
+        out = self.backbone(audio, output_hidden_states=True)
+        return self._select(out.hidden_states)
+
+    def _windows(self, num_frames: int) -> tuple[list[int], int]:
+        window = self.frames_for(round(self.chunk_seconds * SAMPLE_RATE))
+        context = round(self.context_seconds * SAMPLE_RATE / self.hop_samples)
+        hop = window - 2 * context
+        starts = list(range(0, num_frames - window, hop))
+        starts.append(num_frames - window)  # the last window ends with the audio
+        return starts, window
+
+    def forward(self, audio: Tensor) -> Tensor:
+        """(n, samples) -> (n, T, D); see the module docstring for chunking."""
+        if audio.ndim != 2:
+            raise ValueError(f"audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
+        param = next(self.backbone.parameters())
+        audio = audio.to(device=param.device, dtype=param.dtype)
+        if audio.shape[1] < self.receptive_field:
+            audio = nn.functional.pad(audio, (0, self.receptive_field - audio.shape[1]))
+        num_frames = self.frames_for(audio.shape[1])
+        if self.chunk_seconds is None or num_frames <= self.frames_for(round(self.chunk_seconds * SAMPLE_RATE)):
+            return self.encode(audio)
+
+        starts, window = self._windows(num_frames)
+        window_samples = (window - 1) * self.hop_samples + self.receptive_field
+        # which window each frame comes from: the one where it has the most context
+        t = torch.arange(num_frames)
+        s = torch.tensor(starts)[:, None]  # (K, 1)
+        inf = torch.tensor(num_frames + 1)
+        left = torch.where(s == 0, inf, t - s)
+        right = torch.where(s + window >= num_frames, inf, s + window - 1 - t)
+        inside = (t >= s) & (t < s + window)
+        score = torch.where(inside, torch.minimum(left, right), torch.tensor(-1))
+        owner = score.argmax(dim=0)  # (T,) window index of each frame
+
+        n = audio.shape[0]
+        out = None
+        for k0 in range(0, len(starts), self.max_windows_per_forward):
+            ks = list(range(k0, min(k0 + self.max_windows_per_forward, len(starts))))
+            pieces = torch.stack([audio[:, starts[k] * self.hop_samples:][:, :window_samples] for k in ks], 1)
+            emb = self.encode(pieces.reshape(n * len(ks), window_samples))  # (n*k, window, D)
+            assert emb.shape[1] == window, "window frames must match the frame arithmetic"
+            emb = emb.reshape(n, len(ks), window, -1)
+            if out is None:
+                out = emb.new_empty(n, num_frames, emb.shape[-1])
+            for j, k in enumerate(ks):
+                frames = torch.nonzero(owner == k).squeeze(1)
+                out[:, frames] = emb[:, j, frames - starts[k]]
+        return out
+
+
+def load_model(
+    model_file_path: str = "",
+    layer: LayerSpec = -1,
+    layer_weights: Sequence[float] | None = None,
+    chunk_seconds: float | None = 15.0,
+    context_seconds: float = 2.5,
+    preset: str | None = None,
+) -> HearWav2Vec2:
+    """HEAR ``load_model``: our encoder with ``sample_rate`` and embedding sizes.
+
+    ``model_file_path``: one of our pre-training (or fine-tuning) checkpoints, a
+    transformers model directory, or ``""`` for an untrained tiny model (tests only).
+    ``preset`` checks the checkpoint's architecture (see ``backbone_from_checkpoint``).
+    ``layer``, ``layer_weights``, ``chunk_seconds``, ``context_seconds``: see the module
+    docstring.
+    """
+    from pathlib import Path
+
+    if not model_file_path:
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(0)  # the same "random" model on every call
+        backbone = Wav2Vec2Backbone(tiny_config())
+        torch.random.set_rng_state(gen_state)
+    elif Path(model_file_path).is_dir():
+        from .models.interop import backbone_from_huggingface
+
+        backbone = backbone_from_huggingface(model_file_path)
+    else:
+        from .checkpoints.encoders import backbone_from_checkpoint
+
+        backbone = backbone_from_checkpoint(model_file_path, preset)
+    model = HearWav2Vec2(backbone, layer, layer_weights, chunk_seconds, context_seconds)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
+def _check(audio: Tensor, model: nn.Module) -> None:
+    if not isinstance(model, HearWav2Vec2):
+        raise TypeError("model must come from lightning_w2v.hear.load_model")
+    if not torch.is_tensor(audio) or audio.ndim != 2:
+        raise ValueError("audio must be a (n_sounds, n_samples) tensor at 16 kHz")
+
+
+def get_timestamp_embeddings(audio: Tensor, model: nn.Module) -> tuple[Tensor, Tensor]:
+    """HEAR: (n, samples) audio -> embeddings (n, T, D) float32 and timestamps (n, T) in ms."""
+    _check(audio, model)
+    model.eval()
+    with torch.no_grad():
+        embeddings = model(audio).float()
+        timestamps = model.timestamps(embeddings.shape[1], embeddings.device)
+    return embeddings, timestamps[None].expand(embeddings.shape[0], -1).contiguous()
+
+
+def get_scene_embeddings(audio: Tensor, model: nn.Module) -> Tensor:
+    """HEAR: (n, samples) audio -> (n, D) float32, the mean over time of the timestamp embeddings."""
+    embeddings, _ = get_timestamp_embeddings(audio, model)
+    return embeddings.mean(dim=1)

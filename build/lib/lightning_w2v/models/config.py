@@ -1,0 +1,177 @@
+"""Architecture and objective settings of wav2vec 2.0, with the paper's BASE and a tiny preset.
+
+The defaults are fairseq's ``wav2vec2_base_librispeech`` pre-training config, which the
+paper used unchanged on MusicNet (see REFERENCE.md section 2).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import ConfigError
+
+ConvLayer = tuple[int, int, int]  # (out_channels, kernel, stride)
+
+BASE_CONV_LAYERS: list[ConvLayer] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
+
+
+@dataclass
+class Wav2Vec2Config:
+    # --- CNN feature encoder ---
+    conv_layers: list[ConvLayer] = field(default_factory=lambda: list(BASE_CONV_LAYERS))
+    extractor_mode: str = "group_norm"  # GroupNorm on the first conv only (BASE); "layer_norm" for LARGE
+    conv_bias: bool = False
+    feature_grad_mult: float = 0.1  # scales the gradient flowing back into the CNN
+
+    # --- Transformer context network ---
+    embed_dim: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    ffn_dim: int = 3072
+    layer_norm_first: bool = False  # post-LN, as BASE
+    pos_conv_kernel: int = 128
+    pos_conv_groups: int = 16
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.0
+    dropout_input: float = 0.1  # after the feature projection, before masking
+    dropout_features: float = 0.1  # on the unmasked CNN features fed to the quantizer
+    layerdrop: float = 0.05
+
+    # --- quantizer and projections ---
+    num_codevector_groups: int = 2
+    num_codevectors_per_group: int = 320
+    codevector_dim: int = 256  # split evenly over the groups (128 each)
+    final_dim: int = 256  # project_q / final_proj output
+    # Gumbel temperature schedule (max, min, decay per update); applied by the training loop.
+    temperature_max: float = 2.0
+    temperature_min: float = 0.5
+    temperature_decay: float = 0.999995
+
+    # --- masking and contrastive objective ---
+    mask_prob: float = 0.65
+    mask_length: int = 10
+    min_masks: int = 2
+    num_negatives: int = 100
+    logit_temperature: float = 0.1
+    diversity_loss_weight: float = 0.1
+    feature_penalty_weight: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.conv_layers = [tuple(int(v) for v in layer) for layer in self.conv_layers]  # type: ignore[misc]
+        problems = []
+        if self.embed_dim % self.num_heads:
+            problems.append(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
+        if self.codevector_dim % self.num_codevector_groups:
+            problems.append(
+                f"codevector_dim={self.codevector_dim} is not divisible by "
+                f"num_codevector_groups={self.num_codevector_groups}"
+            )
+        if not 0.0 <= self.mask_prob <= 1.0:
+            problems.append(f"mask_prob={self.mask_prob} must lie in [0, 1]")
+        if self.mask_length < 1:
+            problems.append(f"mask_length={self.mask_length} must be >= 1")
+        if self.num_negatives < 1:
+            problems.append(f"num_negatives={self.num_negatives} must be >= 1")
+        if self.extractor_mode not in ("group_norm", "layer_norm"):
+            problems.append(f"extractor_mode={self.extractor_mode!r} must be 'group_norm' or 'layer_norm'")
+        if not self.temperature_min <= self.temperature_max:
+            problems.append("temperature_min must not exceed temperature_max")
+        if problems:
+            raise ConfigError("invalid model settings (model.init_args.preset / model_overrides): " + "; ".join(problems))
+
+    @property
+    def conv_dim(self) -> int:
+        return self.conv_layers[-1][0]
+
+    @property
+    def downsampling(self) -> int:
+        """Samples per output frame (320 for BASE: 20 ms at 16 kHz)."""
+        total = 1
+        for _, _, stride in self.conv_layers:
+            total *= stride
+        return total
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the CNN produces for ``num_samples`` input samples."""
+        length = num_samples
+        for _, kernel, stride in self.conv_layers:
+            length = (length - kernel) // stride + 1
+        return max(length, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["conv_layers"] = [list(layer) for layer in self.conv_layers]
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Wav2Vec2Config":
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def architecture_differences(self, other: "Wav2Vec2Config") -> list[str]:
+        """``"field: mine vs other"`` for each architecture field (see ARCHITECTURE_FIELDS) that differs."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{name}: {mine[name]} vs {theirs[name]}" for name in ARCHITECTURE_FIELDS
+                if mine[name] != theirs[name]]
+
+    def with_overrides(self, **overrides: Any) -> "Wav2Vec2Config":
+        unknown = sorted(set(overrides) - set(self.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"model.init_args.model_overrides: unknown field(s) {', '.join(unknown)}; "
+                              f"see Wav2Vec2Config for the settings")
+        return replace(self, **overrides)
+
+
+def base_config(**overrides: Any) -> Wav2Vec2Config:
+    """wav2vec 2.0 BASE exactly as the paper pre-trained it (95M parameters)."""
+    return Wav2Vec2Config().with_overrides(**overrides)
+
+
+def tiny_config(**overrides: Any) -> Wav2Vec2Config:
+    """A ~0.3M-parameter model with BASE's structure, for CPU tests and the demo.
+
+    Keeps the 320x down-sampling (so 4 s of NSynth audio still gives 199 frames) and the
+    span masking; shrinks widths, depth, the codebook and the number of negatives.
+    """
+    tiny = Wav2Vec2Config(
+        conv_layers=[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2,
+        embed_dim=64,
+        num_layers=2,
+        num_heads=4,
+        ffn_dim=256,
+        pos_conv_kernel=16,
+        pos_conv_groups=4,
+        layerdrop=0.0,  # with 2 layers, dropping one is half the network
+        num_codevectors_per_group=32,
+        codevector_dim=64,
+        final_dim=64,
+        num_negatives=20,
+        temperature_decay=0.995,  # anneal within the few hundred demo steps
+    )
+    return tiny.with_overrides(**overrides)
+
+
+PRESETS = {"base": base_config, "tiny": tiny_config}
+
+# Settings that fix the parameters' shapes or the forward structure: two configs that differ in
+# one of them cannot share weights.
+ARCHITECTURE_FIELDS = (
+    "conv_layers", "extractor_mode", "conv_bias", "embed_dim", "num_layers", "num_heads", "ffn_dim",
+    "layer_norm_first", "pos_conv_kernel", "pos_conv_groups", "num_codevector_groups",
+    "num_codevectors_per_group", "codevector_dim", "final_dim",
+)
+
+# Settings of the objective and schedule, which may change when continuing from a model;
+# everything else fixes the architecture and must match the weights.
+OBJECTIVE_FIELDS = frozenset({
+    "feature_grad_mult", "temperature_max", "temperature_min", "temperature_decay", "mask_prob",
+    "mask_length", "min_masks", "num_negatives", "logit_temperature", "diversity_loss_weight",
+    "feature_penalty_weight", "layerdrop",
+})
+
+
+def preset_config(name: str, **overrides: Any) -> Wav2Vec2Config:
+    if name not in PRESETS:
+        raise ConfigError(f"model.init_args.preset={name!r}: choose one of {sorted(PRESETS)}")
+    return PRESETS[name](**overrides)

@@ -1,0 +1,47 @@
+"""Test-time artefacts of a fine-tuning run: metrics JSON, confusion matrix PNG, W&B media."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+def class_names(task: str) -> list[str]:
+    """Display names of the classes: family names, or note names of MIDI 9..120."""
+    from ..data.nsynth import FAMILIES, MAX_PITCH, MIN_PITCH, pitch_name
+
+    if task == "instrument":
+        return list(FAMILIES)
+    return [pitch_name(m) for m in range(MIN_PITCH, MAX_PITCH + 1)]
+
+
+def report_test_results(module, confusion: torch.Tensor) -> None:
+    """Write test_metrics.json and the confusion matrix (rank 0 only); log both to W&B."""
+    if not module.trainer.is_global_zero:
+        return
+    from ..analysis.plots import plot_confusion_matrix
+
+    out_dir: Path = module.results_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module.write_test_summary(out_dir / "test_metrics.json")
+    names = class_names(module.hparams.task)
+    matrix = confusion.numpy()
+    if module.hparams.task == "pitch":  # only the pitches that occur, or the plot is unreadable
+        used = np.flatnonzero(matrix.sum(0) + matrix.sum(1))
+        matrix, names = matrix[np.ix_(used, used)], [names[i] for i in used]
+    title = f"{module.hparams.task} / {module.hparams.policy} / {module.encoder_spec.display_label}"
+    png = plot_confusion_matrix(matrix, names, out_dir / "confusion_matrix.png", title=title)
+    np.savetxt(out_dir / "confusion_matrix.csv", confusion.numpy().astype(int), fmt="%d", delimiter=",")
+    log.info("test results written to %s", out_dir)
+    log_image(module.logger, "test/confusion_matrix", png, caption=title)
+
+
+def log_image(logger, key: str, path: Path, caption: str | None = None) -> None:
+    """Log a PNG to W&B when the logger is a WandbLogger; a no-op otherwise."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    if isinstance(logger, WandbLogger):
+        logger.log_image(key=key, images=[str(path)], caption=[caption] if caption else None)
