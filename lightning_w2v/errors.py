@@ -32,6 +32,10 @@ class DataError(LightningW2VError, ValueError):
     """A data set folder or file is missing, malformed, or in the wrong format."""
 
 
+class DataNotFoundError(LightningW2VError, FileNotFoundError):
+    """A data folder or its files are not where the config says; the message says where it looked."""
+
+
 class CheckpointError(LightningW2VError, ValueError):
     """A checkpoint is missing, unreadable, or does not fit the run it is given to."""
 

@@ -35,15 +35,16 @@ Choices (the validator leaves them to the model):
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from .checkpoints.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
 from .models.backbone import Wav2Vec2Backbone
-from .models.config import tiny_config
+from .models.config import SAMPLE_RATE, tiny_config
 
-SAMPLE_RATE = 16000
 LayerSpec = int | str
 
 
@@ -192,21 +193,15 @@ def load_model(
     ``layer``, ``layer_weights``, ``chunk_seconds``, ``context_seconds``: see the module
     docstring.
     """
-    from pathlib import Path
-
     if not model_file_path:
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(0)  # the same "random" model on every call
         backbone = Wav2Vec2Backbone(tiny_config())
         torch.random.set_rng_state(gen_state)
     elif Path(model_file_path).is_dir():
-        from .models.interop import backbone_from_huggingface
-
-        backbone = backbone_from_huggingface(model_file_path)
+        backbone = load_encoder(EncoderSpec(source="huggingface", path=model_file_path), key="model_file_path")
     else:
-        from .checkpoints.encoders import backbone_from_checkpoint
-
-        backbone = backbone_from_checkpoint(model_file_path, preset)
+        backbone = backbone_from_checkpoint(model_file_path, preset, key="model_file_path")
     model = HearWav2Vec2(backbone, layer, layer_weights, chunk_seconds, context_seconds)
     for p in model.parameters():
         p.requires_grad_(False)

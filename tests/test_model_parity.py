@@ -7,7 +7,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config  # noqa: E402
-from lightning_w2v.models.interop import config_to_huggingface  # noqa: E402
+from lightning_w2v.models.interop import config_to_huggingface, from_huggingface_pretraining  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def _hf_logits(hf, out, negatives):
 
 
 def test_contrastive_logits_and_loss_match_transformers(hf_model, fixed_inputs):
-    ours = Wav2Vec2ForPretraining.from_huggingface(hf_model).eval()
+    ours = from_huggingface_pretraining(hf_model).eval()
     waveforms, mask, negatives = fixed_inputs(ours)
     offsets = (torch.arange(mask.shape[0]) * mask.shape[1])[:, None, None]
     with torch.no_grad():
@@ -52,7 +52,7 @@ def test_contrastive_logits_and_loss_match_transformers(hf_model, fixed_inputs):
 
 def test_parity_catches_a_wrong_weight(hf_model, fixed_inputs):
     """The comparison above is sensitive: perturbing one projection breaks it."""
-    ours = Wav2Vec2ForPretraining.from_huggingface(hf_model).eval()
+    ours = from_huggingface_pretraining(hf_model).eval()
     with torch.no_grad():
         ours.final_proj.weight.add_(0.05 * torch.randn_like(ours.final_proj.weight))
     waveforms, mask, negatives = fixed_inputs(ours)
@@ -64,7 +64,7 @@ def test_parity_catches_a_wrong_weight(hf_model, fixed_inputs):
 
 
 def test_encoder_hidden_states_match_transformers(hf_model):
-    ours = Wav2Vec2ForPretraining.from_huggingface(hf_model).eval()
+    ours = from_huggingface_pretraining(hf_model).eval()
     waveforms = torch.randn(2, 12000)
     with torch.no_grad():
         mine = ours.backbone(waveforms, output_hidden_states=True)

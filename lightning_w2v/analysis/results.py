@@ -236,20 +236,3 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
             line += ["", "", 0] if m is None else [m["mean"], m["std"], m["n"]]
         lines.append(line)
     return atomic_write_csv(path, header, lines)
-
-
-def log_results_table(project: str, rows: list[dict], save_dir: Path) -> None:
-    """Table 1 (ours next to the paper's) as a W&B table in its own run of ``project``."""
-    import wandb  # only when asked to log
-
-    from ..callbacks import start_wandb_run
-
-    run = start_wandb_run(project, job_type="results", save_dir=save_dir)
-    columns = ["encoder", "policy", "task", "n", "acc_mean", "acc_std", "paper_acc"]
-    table = wandb.Table(columns=columns)
-    for row in rows:
-        acc = row["metrics"].get("test/acc", {})
-        table.add_data(row["encoder"], row["policy"], row["task"], row["n"], acc.get("mean"), acc.get("std"),
-                       paper_accuracy(row["encoder"], row["policy"], row["task"]))
-    run.log({"results/table1": table})
-    run.finish()

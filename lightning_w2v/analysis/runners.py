@@ -14,9 +14,15 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..checkpoints.encoders import backbone_from_checkpoint, load_pretraining_model
+from ..data.audio import read_audio, resample
+from ..data.formats import FAMILIES
+from ..data.musicnet import find_musicnet_dir, list_recordings
+from ..data.nsynth import load_nsynth_split
 from ..errors import DataError
 from ..files import claim_folder
 from ..files.ownership import only_names
+from ..models.config import SAMPLE_RATE
 from .codebooks import (
     cooccurrence,
     joint_codes,
@@ -24,10 +30,10 @@ from .codebooks import (
     sort_for_display,
     specialisation_summary,
 )
+from .plots import plot_cooccurrence_heatmap, plot_pwcca_curves
 from .pwcca import pwcca
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16_000
 
 
 # What an analysis folder of 0.1 (before folder markers) held: such folders are adopted.
@@ -52,9 +58,6 @@ def nsynth_codes(ckpt: str | Path, nsynth_root: str | Path, split: str = "test",
 
     Returns codes (N, G), pitch (N,) MIDI, family (N,), note (N,) index into the records.
     """
-    from ..checkpoints.encoders import load_pretraining_model
-    from ..data.audio import read_audio
-    from ..data.nsynth import load_nsynth_split
 
     model = load_pretraining_model(ckpt).to(device)
     records = load_nsynth_split(nsynth_root, split)[:max_notes]
@@ -74,9 +77,6 @@ def nsynth_codes(ckpt: str | Path, nsynth_root: str | Path, split: str = "test",
 def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | Path, split: str = "test",
                       max_notes: int | None = None, device: str = "cpu", logger=None) -> dict:
     """Fig. 1-2: co-occurrence of codewords with pitch and family; matrices, heatmaps, summary JSON."""
-    from ..data.nsynth import FAMILIES
-    from .plots import plot_cooccurrence_heatmap
-
     data = nsynth_codes(ckpt, nsynth_root, split, max_notes=max_notes, device=device)
     out = claim_analysis_folder(out_dir)  # only once the checkpoint and the notes were read
     codes, num_entries = data["codes"], int(data["num_entries"])
@@ -110,9 +110,6 @@ def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | 
 
 def _middle_crops(musicnet_root: str | Path, fraction: float, seconds: float, seed: int) -> list[tuple[str, np.ndarray]]:
     """``seconds`` of 16 kHz audio from the middle of a seeded ``fraction`` of all recordings."""
-    from ..data.audio import read_audio, resample
-    from ..data.musicnet import find_musicnet_dir, list_recordings
-
     base = find_musicnet_dir(musicnet_root)
     recordings = list_recordings(base, "train") + list_recordings(base, "test")
     rng = np.random.default_rng(seed)
@@ -150,9 +147,6 @@ def pwcca_analysis(ckpts: Sequence[str | Path], musicnet_root: str | Path, out_d
                    names: Sequence[str] | None = None, fraction: float = 0.5, seconds: float = 4.0,
                    seed: int = 0, device: str = "cpu", logger=None) -> dict[str, list[float]]:
     """Fig. 3: PWCCA between the CNN output and each Transformer layer, per model."""
-    from ..checkpoints.encoders import backbone_from_checkpoint
-    from .plots import plot_pwcca_curves
-
     backbones = [backbone_from_checkpoint(ckpt, key="--ckpt") for ckpt in ckpts]  # all checked before any work
     crops = [wave for _, wave in _middle_crops(musicnet_root, fraction, seconds, seed)]
     if not crops:
@@ -178,6 +172,6 @@ def pwcca_analysis(ckpts: Sequence[str | Path], musicnet_root: str | Path, out_d
 def _log_images(logger, prefix: str, images: list[tuple[str, Path]]) -> None:
     if logger is None:
         return
-    import wandb
+    import wandb  # only with --wandb-project: slow to import, and runs without W&B never need it
 
     logger.log({f"{prefix}/{name}": wandb.Image(str(path)) for name, path in images})

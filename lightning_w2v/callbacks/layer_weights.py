@@ -6,6 +6,9 @@ import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
+
+from ..analysis.plots import plot_bar
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,6 @@ class LayerWeightsLogger(pl.Callback):
         weights = self.weights(pl_module)
         if weights is None or not trainer.is_global_zero:
             return
-        from ..analysis.plots import plot_bar
-
         out = Path(self.out_dir or trainer.default_root_dir)
         names = self.names(len(weights))
         title = f"learned layer weights (epoch {trainer.current_epoch}, step {trainer.global_step})"
@@ -60,12 +61,10 @@ class LayerWeightsLogger(pl.Callback):
         self._log_wandb(trainer, weights, names, title)
 
     def _log_wandb(self, trainer: pl.Trainer, weights: list[float], names: list[str], title: str) -> None:
-        from pytorch_lightning.loggers import WandbLogger
-
         for logger in trainer.loggers:
             if not isinstance(logger, WandbLogger):
                 continue
-            import wandb
+            import wandb  # slow to import; only W&B runs need it
 
             logger.log_image(key="layer_weights/bar", images=[str(self.png_path)], caption=[title])
             table = wandb.Table(data=[[n, w] for n, w in zip(names, weights)], columns=["layer", "weight"])

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
 from ..errors import ConfigError
@@ -312,7 +313,6 @@ class PretrainHealthMonitor(pl.Callback):
             self._report_wandb(trainer, event)
 
     def _report_wandb(self, trainer: pl.Trainer, event: HealthEvent) -> None:
-        from pytorch_lightning.loggers import WandbLogger
 
         for logger in trainer.loggers:
             if not isinstance(logger, WandbLogger):

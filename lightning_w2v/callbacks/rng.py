@@ -29,7 +29,7 @@ def module_generators(module: torch.nn.Module) -> Iterator[tuple[str, torch.Gene
 
 
 def capture_rng_states(module: torch.nn.Module | None = None) -> dict[str, Any]:
-    """This process's RNG states, as types ``torch.load(weights_only=True)`` accepts."""
+    """This process's RNG states, as types that torch's weights-only loading accepts."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

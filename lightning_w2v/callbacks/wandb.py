@@ -89,7 +89,7 @@ def start_wandb_run(project: str | None, job_type: str, config: dict[str, Any] |
     """
     if not project:
         return None
-    import wandb
+    import wandb  # slow to import; only W&B runs need it
 
     mode, reason = resolve_wandb_mode()
     os.makedirs(save_dir, exist_ok=True)

@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torchaudio.pipelines
+
 from ..errors import CheckpointError, ConfigError
 from ..models import interop
 from ..models.backbone import Wav2Vec2Backbone
@@ -63,10 +65,43 @@ def load_encoder(spec: EncoderSpec, key: str = KEY) -> Wav2Vec2Backbone:
     if spec.source == "checkpoint":
         return backbone_from_checkpoint(spec.path, spec.preset, key)
     if spec.source == "torchaudio":
-        return interop.backbone_from_torchaudio_bundle(spec.path)
+        return backbone_from_torchaudio_bundle(spec.path)
     if spec.source == "huggingface":
-        return interop.backbone_from_huggingface(spec.path)
+        return interop.backbone_from_huggingface(huggingface_model(spec.path, "Wav2Vec2Model"))
     return interop.backbone_from_fairseq(load_file(spec.path, key))
+
+
+def huggingface_model(path: str | Path, class_name: str = "Wav2Vec2Model"):
+    """A transformers model from a local directory (or a hub id, where a network exists)."""
+    import transformers  # optional: only transformers sources need it
+
+    try:
+        return getattr(transformers, class_name).from_pretrained(str(path))
+    except OSError as error:
+        raise CheckpointError(f"{KEY}={path} is not a transformers model directory or hub id ({error})") from None
+
+
+def huggingface_has_quantizer(path: str | Path) -> bool:
+    """Whether a transformers model directory / hub id holds pre-training head weights."""
+    import transformers  # optional: only transformers sources need it
+
+    try:
+        _, info = transformers.Wav2Vec2ForPreTraining.from_pretrained(str(path), output_loading_info=True)
+    except (OSError, ValueError):
+        return False
+    return not any(key.startswith("quantizer.") for key in info["missing_keys"])
+
+
+def backbone_from_torchaudio_bundle(name: str) -> Wav2Vec2Backbone:
+    """``torchaudio.pipelines.<name>`` (e.g. WAV2VEC2_BASE, the speech baseline) -> backbone.
+
+    torchaudio downloads the bundle's weights on first use (torch hub cache).
+    """
+    bundle = getattr(torchaudio.pipelines, str(name), None)
+    if bundle is None or not hasattr(bundle, "get_model"):
+        raise ConfigError(f"{KEY}={name!r}: torchaudio.pipelines has no wav2vec 2.0 bundle of that name "
+                          "(try WAV2VEC2_BASE)")
+    return Wav2Vec2Backbone(interop.config_from_torchaudio(bundle._params), bundle.get_model())
 
 
 def backbone_from_checkpoint(path: str | Path | Checkpoint, preset: str | None = None,
@@ -125,8 +160,8 @@ def continued_pretraining_model(spec: EncoderSpec, overrides: dict | None = None
             model = _pretraining_model(checkpoint)
         else:
             backbone = backbone_from_checkpoint(checkpoint, spec.preset, key)
-    elif spec.source == "huggingface" and interop.huggingface_has_quantizer(spec.path):
-        model = interop.from_huggingface_pretraining(spec.path).train()
+    elif spec.source == "huggingface" and huggingface_has_quantizer(spec.path):
+        model = interop.from_huggingface_pretraining(huggingface_model(spec.path, "Wav2Vec2ForPreTraining")).train()
     if model is None:
         if spec.source != "checkpoint":
             backbone = load_encoder(spec, key)

@@ -53,14 +53,14 @@ from ..files import atomic_write_text, claim_folder
 from ..files.atomic import atomic_save
 from ..files.ownership import only_names
 from ..models.backbone import Wav2Vec2Backbone, build_torchaudio_model, torchaudio_kwargs
-from ..models.config import Wav2Vec2Config
+from ..models.config import SAMPLE_RATE, Wav2Vec2Config
 from ..models.interop import (
     backbone_from_huggingface,
     config_to_huggingface,
     from_huggingface_pretraining,
 )
 from ..models.wav2vec2 import Wav2Vec2ForPretraining
-from .encoders import _pretraining_model, backbone_from_checkpoint
+from .encoders import _pretraining_model, backbone_from_checkpoint, huggingface_model
 from .reader import read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 CONFIG_KEY = "lightning_w2v"  # our extra block inside the transformers config.json
 # What an export folder of 0.1 (before folder markers) held: such folders are adopted.
 EXPORT_FILE_NAMES = ("config.json", "model.safetensors", "preprocessor_config.json", "*.pt", "*.pt.json")
-SAMPLE_RATE = 16000
 
 
 # --------------------------------------------------------------------------- loading
@@ -106,7 +105,7 @@ def to_transformers_model(ckpt_or_model: Any) -> nn.Module:
     ``Wav2Vec2ForPreTraining`` when the source has the pre-training head, else
     ``Wav2Vec2Model``. Every module is loaded with ``strict=True``.
     """
-    import transformers
+    import transformers  # optional: the transformers extra
 
     backbone, full = _split(resolve_model(ckpt_or_model))
     config: Wav2Vec2Config = backbone.config
@@ -136,7 +135,7 @@ def to_transformers_model(ckpt_or_model: Any) -> nn.Module:
 
 
 def _feature_extractor(config: Wav2Vec2Config):
-    from transformers import Wav2Vec2FeatureExtractor
+    from transformers import Wav2Vec2FeatureExtractor  # optional: the transformers extra
 
     return Wav2Vec2FeatureExtractor(
         feature_size=1,
@@ -176,13 +175,13 @@ def load_exported(model_dir: str | os.PathLike):
     and Gumbel temperature restored); encoder-only ones a ``Wav2Vec2Backbone``. Any other
     transformers directory works too (without the stored extras).
     """
-    from transformers import Wav2Vec2Config as HFConfig
+    from transformers import Wav2Vec2Config as HFConfig  # optional: the transformers extra
 
     hf_config = HFConfig.from_pretrained(str(model_dir))
     extra = getattr(hf_config, CONFIG_KEY, None) or {}
     pretraining = "Wav2Vec2ForPreTraining" in (hf_config.architectures or [])
     if pretraining:
-        model = from_huggingface_pretraining(model_dir)
+        model = from_huggingface_pretraining(huggingface_model(model_dir, "Wav2Vec2ForPreTraining"))
         if extra.get("config"):
             config = Wav2Vec2Config.from_dict(extra["config"])
             restored = Wav2Vec2ForPretraining(config, backbone=Wav2Vec2Backbone(config, _as_torchaudio(model.backbone)))
@@ -191,7 +190,7 @@ def load_exported(model_dir: str | os.PathLike):
         if "temperature" in extra:
             model.set_temperature(float(extra["temperature"]))
         return model.eval()
-    backbone = backbone_from_huggingface(model_dir)
+    backbone = backbone_from_huggingface(huggingface_model(model_dir))
     if extra.get("config"):
         config = Wav2Vec2Config.from_dict(extra["config"])
         backbone = Wav2Vec2Backbone(config, _as_torchaudio(backbone))
@@ -228,10 +227,9 @@ def export_torchaudio_state_dict(
 ) -> Path:
     """``torch.save`` the torchaudio state dict (see :func:`torchaudio_state_dict`) to ``path``.
 
-    A ``<path>.json`` beside it holds the ``wav2vec2_model`` keyword arguments. Load with::
-
-        model = torchaudio.models.wav2vec2_model(**json.load(open(path + ".json")))
-        model.load_state_dict(torch.load(path))
+    A ``<path>.json`` beside it holds the ``wav2vec2_model`` keyword arguments: build the
+    model with ``torchaudio.models.wav2vec2_model(**kwargs)`` from them, then load the state
+    dict (``torch.load``) into it.
     """
     backbone, _ = _split(resolve_model(ckpt_or_model))
     path = Path(path).expanduser()

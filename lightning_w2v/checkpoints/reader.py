@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .. import __version__
 from ..errors import CheckpointError
 from ..models.config import Wav2Vec2Config, preset_config
 
@@ -157,7 +158,5 @@ def read_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> Checkpo
 
 def stamp(checkpoint: dict[str, Any], kind: str, config: Wav2Vec2Config) -> None:
     """What our modules add to every checkpoint they save: the kind and the architecture."""
-    from .. import __version__
-
     checkpoint[STAMP_KEY] = {"kind": kind, "version": __version__}
     checkpoint[CONFIG_KEY] = config.to_dict()

@@ -31,12 +31,12 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
+from ..callbacks import WandbLogger
 from ..checkpoints import WANDB_RUN_ID_KEY, read_checkpoint
 from ..checkpoints.resume import check_fits
 from ..errors import ConfigError, project_error, run_reporting_errors
 from ..files import check_writable, claim_folder
 from ..files.ownership import only_names
-from ..callbacks import WandbLogger
 from .configs import COMPOSE_KEY, expand_config_args
 
 log = logging.getLogger(__name__)

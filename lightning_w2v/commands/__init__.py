@@ -92,7 +92,12 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from ..analysis.results import aggregate, collect_runs, format_markdown, log_results_table, write_csv
+    from ..analysis.results import (
+        aggregate,
+        collect_runs,
+        format_markdown,
+        write_csv,
+    )
     from ..files import atomic_write_text
 
     rows = aggregate(collect_runs(args.run_dirs))
@@ -103,8 +108,25 @@ def _results(args: argparse.Namespace) -> int:
     if args.markdown:
         atomic_write_text(args.markdown, table + "\n")
     if args.wandb_project:
-        log_results_table(args.wandb_project, rows, Path(args.csv).parent if args.csv else Path("."))
+        _log_results_table(args.wandb_project, rows, Path(args.csv).parent if args.csv else Path("."))
     return 0
+
+
+def _log_results_table(project: str, rows: list[dict], save_dir: Path) -> None:
+    """Table 1 (ours next to the paper's) as a W&B table in its own run of ``project``."""
+    import wandb  # slow to import; only W&B runs need it
+
+    from ..analysis.results import paper_accuracy
+    from ..callbacks import start_wandb_run
+
+    run = start_wandb_run(project, job_type="results", save_dir=save_dir)
+    table = wandb.Table(columns=["encoder", "policy", "task", "n", "acc_mean", "acc_std", "paper_acc"])
+    for row in rows:
+        acc = row["metrics"].get("test/acc", {})
+        table.add_data(row["encoder"], row["policy"], row["task"], row["n"], acc.get("mean"), acc.get("std"),
+                       paper_accuracy(row["encoder"], row["policy"], row["task"]))
+    run.log({"results/table1": table})
+    run.finish()
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -125,7 +147,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..checkpoints.export import export_torchaudio_state_dict, export_to_transformers, resolve_model
+    from ..checkpoints.export import (
+        export_to_transformers,
+        export_torchaudio_state_dict,
+        resolve_model,
+    )
 
     model = resolve_model(args.ckpt)
     out = export_to_transformers(model, args.to)

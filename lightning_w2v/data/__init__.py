@@ -2,14 +2,10 @@
 from .audio import AudioFileError, check_header, read_audio, resample
 from .audiofolder import AudioFolderDataModule
 from .cache import CacheBuildError, CacheIndex, build_cache, open_cache
+from .cached import CachedAudioDataModule, CropSettings
 from .demo import write_demo_musicnet, write_demo_nsynth
 from .demo_modules import DemoMusicNetDataModule, DemoNSynthDataModule
-from .musicnet import (
-    CachedAudioDataModule,
-    MusicNetDataModule,
-    MusicNetNotFoundError,
-    find_musicnet_dir,
-)
+from .musicnet import MusicNetDataModule, MusicNetNotFoundError, find_musicnet_dir
 from .nsynth import NSynthDataModule, NSynthError, load_nsynth_split
 from .sampling import SecondsBatchSampler, make_segments
 
@@ -19,6 +15,7 @@ __all__ = [
     "CacheBuildError",
     "CacheIndex",
     "CachedAudioDataModule",
+    "CropSettings",
     "DemoMusicNetDataModule",
     "DemoNSynthDataModule",
     "MusicNetDataModule",

@@ -26,7 +26,7 @@ line per file: ``path`` (relative to ``root``), ``seconds`` (length of the cache
 audio) and ``split`` (``train`` / ``val``), for bucketing and inspection.
 
 Everything else (crop lengths, seconds-sized batches, DDP sharding, mid-epoch resuming, the
-batch format) is :class:`~lightning_w2v.data.musicnet.CachedAudioDataModule`'s, shared with
+batch format) is :class:`~lightning_w2v.data.cached.CachedAudioDataModule`'s, shared with
 MusicNet. As there, a multi-GPU Trainer needs ``use_distributed_sampler=False``.
 """
 from __future__ import annotations
@@ -39,10 +39,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataNotFoundError
 from ..files import atomic_write_bytes
+from ..models.config import SAMPLE_RATE
 from .cache import build_cache
-from .musicnet import SAMPLE_RATE, CachedAudioDataModule
+from .cached import CachedAudioDataModule, CropSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def scan_audio_files(
     """Sorted relative paths (``/``-separated) of the audio files under ``root``."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"data.init_args.root={root}: the audio folder does not exist or is not a directory")
+        raise DataNotFoundError(f"data.init_args.root={root}: the audio folder does not exist or is not a directory")
     exts = {"." + e.lower().lstrip(".") for e in extensions}
     include, exclude = _as_list(include), _as_list(exclude)
     skip = {Path(d).expanduser().resolve() for d in skip_dirs}
@@ -144,8 +145,8 @@ class AudioFolderDataModule(CachedAudioDataModule):
         cache_dir: where the 16 kHz cache and the manifest live; default ``<root>/cache_16k``
             (skipped by the search).
         max_files: use only the first N files (sorted by path) before splitting (quick runs).
-        The other arguments are :class:`~lightning_w2v.data.musicnet.MusicNetDataModule`'s,
-        with the same defaults (fairseq BASE).
+        The other arguments are :class:`~lightning_w2v.data.cached.CropSettings`, with the same
+        defaults (fairseq BASE).
     """
 
     dataset_name = "audio folder"
@@ -171,7 +172,7 @@ class AudioFolderDataModule(CachedAudioDataModule):
         max_files: int | None = None,
         progress: bool = True,
     ) -> None:
-        super().__init__(root, cache_dir)
+        super().__init__(root, cache_dir, CropSettings.take(locals()))
         self.save_hyperparameters()
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"data.init_args.val_fraction={val_fraction} must lie in [0, 1)")
@@ -187,7 +188,7 @@ class AudioFolderDataModule(CachedAudioDataModule):
             hp = self.hparams
             paths = scan_audio_files(self.root, hp.include, hp.exclude, hp.extensions, skip_dirs=[self.cache_dir])
             if not paths:
-                raise FileNotFoundError(
+                raise DataNotFoundError(
                     f"no audio files under {self.root} with extensions {list(hp.extensions)}"
                     f" matching include={_as_list(hp.include) or 'all'} and exclude={_as_list(hp.exclude)}"
                 )

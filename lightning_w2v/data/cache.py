@@ -36,11 +36,13 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..files import atomic_write_bytes, claim_folder
 from ..files.atomic import atomic_save
 from ..files.ownership import only_names
+from ..models.config import SAMPLE_RATE
 from .audio import AudioFileError, PathLike, check_header, read_audio, resample
 
 log = logging.getLogger(__name__)
@@ -189,7 +191,7 @@ def _convert(rec_id: str, path: Path, cache_dir: Path, sample_rate: int) -> Cach
 def build_cache(
     sources: Iterable[tuple[str, PathLike]],
     cache_dir: PathLike,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     progress: bool = True,
 ) -> CacheIndex:
     """Convert ``(rec_id, path)`` sources into a mono int16 cache at ``sample_rate``.
@@ -232,8 +234,6 @@ def build_cache(
 
     it = todo
     if progress and todo:
-        from tqdm.auto import tqdm
-
         it = tqdm(todo, desc=f"caching {len(todo)} recordings at {sample_rate} Hz", unit="rec")
     for rec_id, path in it:
         try:
@@ -258,7 +258,7 @@ def build_cache(
 
 
 def open_cache(
-    sources: Iterable[tuple[str, PathLike]], cache_dir: PathLike, sample_rate: int = 16000
+    sources: Iterable[tuple[str, PathLike]], cache_dir: PathLike, sample_rate: int = SAMPLE_RATE
 ) -> CacheIndex:
     """The index of ``sources`` in an already built cache, without converting anything.
 

@@ -24,7 +24,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .nsynth import FAMILIES, NUM_SAMPLES, QUALITIES, SAMPLE_RATE, SOURCES
+from .formats import (
+    FAMILIES,
+    MUSICNET_LABEL_HEADER,
+    MUSICNET_METADATA_HEADER,
+    MUSICNET_SAMPLE_RATE,
+    MUSICNET_TEST_IDS,
+    NSYNTH_NUM_SAMPLES,
+    NSYNTH_SAMPLE_RATE,
+    QUALITIES,
+    SOURCES,
+)
+
+NUM_SAMPLES, SAMPLE_RATE = NSYNTH_NUM_SAMPLES, NSYNTH_SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -245,11 +257,8 @@ ENSEMBLES: dict[str, list[int]] = {
     "Solo Cello": [43],
     "Piano Trio": [1, 41, 43],
 }
-MUSICNET_TEST_IDS = (1759, 1819, 2106, 2191, 2298, 2303, 2382, 2416, 2556, 2628)
-LABEL_HEADER = ["start_time", "end_time", "instrument", "note", "start_beat", "end_beat",
-                "note_value"]  # fmt: skip
-METADATA_HEADER = ["id", "composer", "composition", "movement", "ensemble", "source",
-                   "transcriber", "catalog_name", "seconds"]  # fmt: skip
+LABEL_HEADER = list(MUSICNET_LABEL_HEADER)
+METADATA_HEADER = list(MUSICNET_METADATA_HEADER)
 _NOTE_VALUES = {0.25: "Sixteenth", 0.5: "Eighth", 1.0: "Quarter", 1.5: "Dotted Quarter",
                 2.0: "Half"}  # fmt: skip
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
@@ -298,7 +307,7 @@ def write_demo_musicnet(
     num_train: int = 8,
     num_test: int = 3,
     seconds: tuple[float, float] = (30.0, 45.0),
-    sample_rate: int = 44100,
+    sample_rate: int = MUSICNET_SAMPLE_RATE,
 ) -> Path:
     """Write ``root/musicnet/{train,test}_{data,labels}`` and ``root/musicnet_metadata.csv``.
 

@@ -36,19 +36,27 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from ..errors import ConfigError, DataError
 from .audio import AudioFileError, check_header, read_audio
+from .formats import (  # noqa: F401
+    FAMILIES,
+    MAX_PITCH,
+    MIN_PITCH,
+    NSYNTH_NUM_SAMPLES,
+    NSYNTH_SAMPLE_RATE,
+    NSYNTH_SPLITS,
+    NUM_CLASSES,
+    QUALITIES,
+    REQUIRED_KEYS,
+    SOURCES,
+    TASKS,
+    class_names,
+    pitch_name,
+)
+from .workers import DeferredError, RelayingDataLoader
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
-            "string", "synth_lead", "vocal")  # fmt: skip
-SOURCES = ("acoustic", "electronic", "synthetic")
-QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "multiphonic",
-             "nonlinear_env", "percussive", "reverb", "tempo-synced")  # fmt: skip
-SPLITS = ("train", "valid", "test")
-MIN_PITCH, MAX_PITCH = 9, 120  # 112 pitch classes
-SAMPLE_RATE, NUM_SAMPLES = 16000, 64000
-REQUIRED_KEYS = ("note_str", "pitch", "velocity", "instrument_str", "instrument_family")
-_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+SPLITS = NSYNTH_SPLITS
+SAMPLE_RATE, NUM_SAMPLES = NSYNTH_SAMPLE_RATE, NSYNTH_NUM_SAMPLES
 
 
 class NSynthError(DataError):
@@ -101,10 +109,6 @@ def load_nsynth_split(root: str | os.PathLike, split: str) -> list[dict[str, Any
     return records
 
 
-def pitch_name(midi: int) -> str:
-    return f"{_NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
-
-
 def select_per_class(
     labels: np.ndarray, count: float | int, seed: int, salt: str
 ) -> np.ndarray:
@@ -129,20 +133,6 @@ def select_per_class(
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
 
-class _DeferredError:
-    """A bad file met in a DataLoader worker; the main process raises it (see below)."""
-
-    def __init__(self, error: Exception) -> None:
-        self.exc_type, self.message, self.attrs = type(error), str(error), dict(vars(error))
-
-    def reraise(self) -> None:
-        # Rebuilt without calling __init__ (AudioFileError takes (path, problem, hint)).
-        error = self.exc_type.__new__(self.exc_type, self.message)
-        error.args = (self.message,)
-        error.__dict__.update(self.attrs)
-        raise error
-
-
 class _SkippedNote:
     """A note skipped in a DataLoader worker; counted and reported by the main process."""
 
@@ -153,17 +143,14 @@ class _SkippedNote:
 SKIPPED_KEY = "skipped_notes"  # batch key (only when a note was skipped in a worker)
 
 
-class _NotesLoader(DataLoader):
+class _NotesLoader(RelayingDataLoader):
     """Raises a worker's bad file in the main process, and counts a worker's skips there."""
 
-    def __iter__(self):
-        for batch in super().__iter__():
-            if isinstance(batch, _DeferredError):
-                batch.reraise()
-            if isinstance(batch, dict) and SKIPPED_KEY in batch:
-                for note, message in batch.pop(SKIPPED_KEY):
-                    self.dataset.count_skipped(note, message)
-            yield batch
+    def on_batch(self, batch):
+        if isinstance(batch, dict) and SKIPPED_KEY in batch:
+            for note, message in batch.pop(SKIPPED_KEY):
+                self.dataset.count_skipped(note, message)
+        return batch
 
 
 class NSynthNotes(Dataset):
@@ -197,7 +184,7 @@ class NSynthNotes(Dataset):
             in_worker = get_worker_info() is not None
             if self.on_bad_file != "skip":
                 if in_worker:
-                    return _DeferredError(e)
+                    return DeferredError(e)
                 raise
             if in_worker:
                 return _SkippedNote(rec["note_str"], str(e))
@@ -215,7 +202,7 @@ def collate_notes(items: list[dict[str, Any] | None]) -> dict[str, torch.Tensor]
     loader to handle in the main process.
     """
     for it in items:
-        if isinstance(it, _DeferredError):
+        if isinstance(it, DeferredError):
             return it  # type: ignore[return-value]
     skipped = [(it.note, it.message) for it in items if isinstance(it, _SkippedNote)]
     items = [it for it in items if isinstance(it, dict)]
@@ -264,7 +251,7 @@ class NSynthDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
     ) -> None:
         super().__init__()
-        if task not in ("pitch", "instrument"):
+        if task not in TASKS:
             raise ConfigError(f"data.init_args.task={task!r}: choose 'pitch' or 'instrument'")
         if validate_audio not in ("headers", "none") or on_bad_file not in ("raise", "skip"):
             raise ConfigError("data.init_args.validate_audio must be headers|none and on_bad_file raise|skip")
@@ -275,13 +262,11 @@ class NSynthDataModule(pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        return MAX_PITCH - MIN_PITCH + 1 if self.hparams.task == "pitch" else len(FAMILIES)
+        return NUM_CLASSES[self.hparams.task]
 
     @property
     def class_names(self) -> list[str]:
-        if self.hparams.task == "pitch":
-            return [pitch_name(p) for p in range(MIN_PITCH, MAX_PITCH + 1)]
-        return list(FAMILIES)
+        return class_names(self.hparams.task)
 
     def _labels(self, records: list[dict], split: str) -> tuple[list[dict], np.ndarray]:
         js = self.root / f"nsynth-{split}" / "examples.json"

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from ..errors import ConfigError
+from ..models.config import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class SecondsBatchSampler(Sampler[list[int]]):
         self,
         lengths: Sequence[int],
         max_batch_seconds: float,
-        sample_rate: int = 16000,
+        sample_rate: int = SAMPLE_RATE,
         max_sample_size: int | None = None,
         shuffle: bool = True,
         seed: int = 0,

@@ -22,9 +22,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ..files import claim_folder
 from ..files.ownership import only_names
+from ..models.config import SAMPLE_RATE
 from .cache import CacheIndex
-
-SAMPLE_RATE = 16_000
 
 
 def write_shards(cache_dir: str | Path, out_dir: str | Path, segment_seconds: float = 20.0,
@@ -34,7 +33,7 @@ def write_shards(cache_dir: str | Path, out_dir: str | Path, segment_seconds: fl
     Each sample holds ``audio.npy`` (int16, 16 kHz) and ``meta.json`` (recording id, start).
     Returns the shard paths (``shard-000000.tar``, ...).
     """
-    import webdataset as wds
+    import webdataset as wds  # optional: the stream extra
 
     index = CacheIndex.read(cache_dir)
     out = claim_folder(out_dir, "shards", adopt=only_names(("shard-*.tar",)),
@@ -62,7 +61,7 @@ class ShardCrops(IterableDataset):
         self.shuffle_buffer, self.seed, self.shuffle = shuffle_buffer, seed, shuffle
 
     def _samples(self):
-        import webdataset as wds
+        import webdataset as wds  # optional: the stream extra
 
         dataset = wds.WebDataset(self.urls, shardshuffle=len(self.urls) if self.shuffle else False,
                                  nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
@@ -110,7 +109,7 @@ class StreamingAudioDataModule(pl.LightningDataModule):
     @staticmethod
     def _urls(urls: list[str] | str) -> list[str]:
         if isinstance(urls, str):
-            import braceexpand
+            import braceexpand  # comes with webdataset (the stream extra)
 
             return list(braceexpand.braceexpand(urls))
         return [str(url) for url in urls]

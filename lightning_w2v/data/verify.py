@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import ConfigError
+from . import formats
 from .audio import AudioFileError
 from .audio import audio_info as _audio_info
+from .formats import (  # noqa: F401
+    MUSICNET_COUNTS,
+    MUSICNET_SAMPLE_RATE,
+    MUSICNET_TEST_IDS,
+    NSYNTH_COUNTS,
+    NSYNTH_NUM_SAMPLES,
+    NSYNTH_SAMPLE_RATE,
+)
 
-NSYNTH_COUNTS: dict[str, int] = {"train": 289_205, "valid": 12_678, "test": 4_096}
-NSYNTH_SAMPLE_RATE = 16_000
-NSYNTH_FRAMES = 64_000  # 4 s
-MUSICNET_COUNTS: dict[str, int] = {"train": 320, "test": 10}
-MUSICNET_TEST_IDS: tuple[int, ...] = (1759, 1819, 2106, 2191, 2298, 2303, 2382, 2416, 2556,
-                                      2628)
-MUSICNET_SAMPLE_RATE = 44_100
-MUSICNET_LABEL_HEADER = "start_time,end_time,instrument,note,start_beat,end_beat,note_value"
+NSYNTH_FRAMES = NSYNTH_NUM_SAMPLES
+MUSICNET_LABEL_HEADER = ",".join(formats.MUSICNET_LABEL_HEADER)  # the CSV's first line
 CHECK_MODES = ("sample", "all", "none")
 
 

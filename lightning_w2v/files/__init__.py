@@ -8,7 +8,13 @@
 - :mod:`.space`: writable and free-space checks before a run starts, and a one-line
   :class:`~lightning_w2v.errors.DiskError` when a write fails for lack of space.
 """
-from .atomic import atomic_save, atomic_write, atomic_write_bytes, atomic_write_csv, atomic_write_text
+from .atomic import (
+    atomic_save,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_text,
+)
 from .ownership import MARKER_NAME, claim_folder, is_ours
 from .space import check_writable, disk_full_error, is_disk_full
 

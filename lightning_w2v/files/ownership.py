@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .. import __version__
 from ..errors import DiskError
 from .atomic import atomic_write_text
 
@@ -54,8 +55,6 @@ def only_names(patterns: Iterable[str]) -> Callable[[Path], bool]:
 
 def mark(folder: Path, kind: str) -> None:
     """Write (or rewrite) our marker: only for a folder this process made or has claimed."""
-    from .. import __version__
-
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     text = json.dumps({"kind": kind, "version": __version__, "created": stamp}, indent=1) + "\n"
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torchaudio
 from torch import Tensor, nn
+from torchaudio.models.wav2vec2 import components
 
 from .config import Wav2Vec2Config
 
@@ -73,8 +74,6 @@ def init_like_fairseq(model: nn.Module) -> None:
     never leaves chance level. The positional conv gets N(0, sqrt(4 / (k * E))) and the
     Transformer BERT's N(0, 0.02) linears.
     """
-    from torchaudio.models.wav2vec2 import components
-
     for module in model.modules():
         if isinstance(module, components.ConvLayerBlock):
             nn.init.kaiming_normal_(module.conv.weight)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
+SAMPLE_RATE = 16_000  # Hz: what wav2vec 2.0 (and NSynth) runs at; every 16 kHz in the package is this one
 ConvLayer = tuple[int, int, int]  # (out_channels, kernel, stride)
 
 BASE_CONV_LAYERS: list[ConvLayer] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2

@@ -1,21 +1,26 @@
-"""Conversion between our models and transformers / torchaudio / fairseq checkpoints.
+"""Conversion between our models and transformers / torchaudio / fairseq models, in memory.
 
-The backbone always goes through torchaudio's own importers
-(``import_huggingface_model``, ``import_fairseq_model``), which reproduce transformers'
-hidden states exactly; only the pre-training head (quantizer, projections, mask
-embedding) is mapped here.
+Pure functions from models or state dicts that are already loaded (the files are opened in
+:mod:`lightning_w2v.checkpoints.encoders`). The backbone always goes through torchaudio's own
+importers (``import_huggingface_model``, fairseq's state-dict converter), which reproduce
+transformers' hidden states exactly; only the pre-training head (quantizer, projections,
+mask embedding) is mapped here.
 """
 from __future__ import annotations
 
+import ast
 import logging
 from typing import Any
 
 import torch
 from torch import nn
+from torchaudio.models.wav2vec2.utils import import_huggingface_model
+from torchaudio.models.wav2vec2.utils.import_fairseq import _convert_state_dict
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError
 from .backbone import Wav2Vec2Backbone, build_torchaudio_model
 from .config import Wav2Vec2Config
+from .wav2vec2 import Wav2Vec2ForPretraining
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,9 @@ def config_from_huggingface(hf_config: Any) -> Wav2Vec2Config:
 
 def config_to_huggingface(config: Wav2Vec2Config):
     """Ours -> transformers ``Wav2Vec2Config``."""
-    from transformers import Wav2Vec2Config as HFConfig
+    from transformers import (  # optional: the transformers extra
+        Wav2Vec2Config as HFConfig,  # transformers is optional: only export needs it
+    )
 
     return HFConfig(
         conv_dim=[layer[0] for layer in config.conv_layers],
@@ -93,53 +100,29 @@ def config_to_huggingface(config: Wav2Vec2Config):
     )
 
 
-def _load_hf(model_or_dir: Any, cls_name: str):
-    if isinstance(model_or_dir, nn.Module):
-        return model_or_dir
-    import transformers
-
-    return getattr(transformers, cls_name).from_pretrained(str(model_or_dir))
-
-
-def backbone_from_huggingface(model_or_dir: Any) -> Wav2Vec2Backbone:
-    """A transformers ``Wav2Vec2Model`` / ``Wav2Vec2ForPreTraining`` (or its dir) -> backbone."""
-    from torchaudio.models.wav2vec2.utils import import_huggingface_model
-
-    hf = _load_hf(model_or_dir, "Wav2Vec2Model")
-    encoder = getattr(hf, "wav2vec2", hf)  # the pre-training model wraps the encoder
-    config = config_from_huggingface(hf.config)
+def backbone_from_huggingface(hf_model: nn.Module) -> Wav2Vec2Backbone:
+    """A transformers ``Wav2Vec2Model`` / ``Wav2Vec2ForPreTraining`` (in memory) -> backbone."""
+    encoder = getattr(hf_model, "wav2vec2", hf_model)  # the pre-training model wraps the encoder
+    config = config_from_huggingface(hf_model.config)
     return Wav2Vec2Backbone(config, import_huggingface_model(encoder))
 
 
-def from_huggingface_pretraining(model_or_dir: Any):
-    """transformers ``Wav2Vec2ForPreTraining`` -> our ``Wav2Vec2ForPretraining`` (all weights)."""
-    from .wav2vec2 import Wav2Vec2ForPretraining
-
-    hf = _load_hf(model_or_dir, "Wav2Vec2ForPreTraining")
-    backbone = backbone_from_huggingface(hf.wav2vec2)
+def from_huggingface_pretraining(hf_model: nn.Module) -> Wav2Vec2ForPretraining:
+    """transformers ``Wav2Vec2ForPreTraining`` (in memory) -> our ``Wav2Vec2ForPretraining`` (all weights)."""
+    backbone = backbone_from_huggingface(hf_model.wav2vec2)
     model = Wav2Vec2ForPretraining(backbone.config, backbone=backbone)
     with torch.no_grad():
-        model.mask_emb.copy_(hf.wav2vec2.masked_spec_embed)
-        model.quantizer.codevectors.copy_(hf.quantizer.codevectors)
-        model.quantizer.weight_proj.load_state_dict(hf.quantizer.weight_proj.state_dict())
-        model.final_proj.load_state_dict(hf.project_hid.state_dict())
-        model.project_q.load_state_dict(hf.project_q.state_dict())
+        model.mask_emb.copy_(hf_model.wav2vec2.masked_spec_embed)
+        model.quantizer.codevectors.copy_(hf_model.quantizer.codevectors)
+        model.quantizer.weight_proj.load_state_dict(hf_model.quantizer.weight_proj.state_dict())
+        model.final_proj.load_state_dict(hf_model.project_hid.state_dict())
+        model.project_q.load_state_dict(hf_model.project_q.state_dict())
     return model
 
 
-def backbone_from_torchaudio_bundle(name: str) -> Wav2Vec2Backbone:
-    """``torchaudio.pipelines.<name>`` (e.g. WAV2VEC2_BASE, the speech baseline) -> backbone.
-
-    Downloads the bundle's weights on first use (torch hub cache).
-    """
-    import torchaudio
-
-    bundle = getattr(torchaudio.pipelines, name, None)
-    if bundle is None or not hasattr(bundle, "get_model"):
-        raise ConfigError(f"model.init_args.encoder.path={name!r}: torchaudio.pipelines has no wav2vec 2.0 bundle "
-                          "of that name (try WAV2VEC2_BASE)")
-    params = bundle._params
-    config = Wav2Vec2Config(
+def config_from_torchaudio(params: dict[str, Any]) -> Wav2Vec2Config:
+    """The architecture of a torchaudio pipeline bundle (its ``_params``) as our config."""
+    return Wav2Vec2Config(
         conv_layers=params["extractor_conv_layer_config"],
         extractor_mode=params["extractor_mode"],
         conv_bias=params["extractor_conv_bias"],
@@ -152,7 +135,6 @@ def backbone_from_torchaudio_bundle(name: str) -> Wav2Vec2Backbone:
         pos_conv_groups=params["encoder_pos_conv_groups"],
         layerdrop=params["encoder_layer_drop"],
     )
-    return Wav2Vec2Backbone(config, bundle.get_model())
 
 
 def backbone_from_fairseq(state: dict, config: Wav2Vec2Config | None = None) -> Wav2Vec2Backbone:
@@ -161,8 +143,6 @@ def backbone_from_fairseq(state: dict, config: Wav2Vec2Config | None = None) -> 
     fairseq itself is not needed: the architecture comes from the checkpoint's ``cfg.model``
     (or ``args``), the weights go through torchaudio's converter with strict loading.
     """
-    from torchaudio.models.wav2vec2.utils.import_fairseq import _convert_state_dict
-
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError("not a fairseq checkpoint (no 'model' weights in it); for our own checkpoints "
                               "use encoder.source=checkpoint")
@@ -175,17 +155,6 @@ def backbone_from_fairseq(state: dict, config: Wav2Vec2Config | None = None) -> 
     return Wav2Vec2Backbone(config, model)
 
 
-def huggingface_has_quantizer(path: str) -> bool:
-    """Whether a transformers model directory / hub id holds pre-training head weights."""
-    import transformers
-
-    try:
-        _, info = transformers.Wav2Vec2ForPreTraining.from_pretrained(path, output_loading_info=True)
-    except (OSError, ValueError):
-        return False
-    return not any(key.startswith("quantizer.") for key in info["missing_keys"])
-
-
 def config_from_fairseq(state: dict) -> Wav2Vec2Config:
     cfg = state.get("cfg", {}) or {}
     model_cfg = cfg.get("model") if isinstance(cfg, dict) else getattr(cfg, "model", None)
@@ -194,7 +163,7 @@ def config_from_fairseq(state: dict) -> Wav2Vec2Config:
     if model_cfg is None:
         raise CheckpointError("fairseq checkpoint has neither cfg.model nor args: cannot read its architecture")
     get = (lambda k, d: model_cfg.get(k, d)) if isinstance(model_cfg, dict) else (lambda k, d: getattr(model_cfg, k, d))
-    conv_layers = eval(get("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"))  # noqa: S307 - fairseq stores a Python literal
+    conv_layers = _conv_layers(get("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"))
     return Wav2Vec2Config(
         conv_layers=conv_layers,
         extractor_mode="group_norm" if get("extractor_mode", "default") == "default" else "layer_norm",
@@ -211,3 +180,23 @@ def config_from_fairseq(state: dict) -> Wav2Vec2Config:
         codevector_dim=get("latent_dim", 0) or get("final_dim", 256),
         final_dim=get("final_dim", 256),
     )
+
+
+def _conv_layers(text: str) -> list[tuple[int, int, int]]:
+    """fairseq's ``conv_feature_layers`` string, e.g. ``"[(512,10,5)] + [(512,3,2)] * 4"``, evaluated
+    safely: only lists, tuples, integers, ``+`` and ``*`` are allowed (fairseq itself calls eval)."""
+    def value(node: ast.AST):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [value(item) for item in node.elts]
+            return items if isinstance(node, ast.List) else tuple(items)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            left, right = value(node.left), value(node.right)
+            return left + right if isinstance(node.op, ast.Add) else left * right
+        raise CheckpointError(f"fairseq conv_feature_layers {text!r}: not a list of (dim, kernel, stride)")
+
+    layers = value(ast.parse(text, mode="eval").body)
+    if not isinstance(layers, list) or not all(isinstance(t, tuple) and len(t) == 3 for t in layers):
+        raise CheckpointError(f"fairseq conv_feature_layers {text!r}: not a list of (dim, kernel, stride)")
+    return layers

@@ -56,13 +56,6 @@ class Wav2Vec2ForPretraining(nn.Module):
     def from_preset(cls, name: str, **overrides) -> "Wav2Vec2ForPretraining":
         return cls(preset_config(name, **overrides))
 
-    @classmethod
-    def from_huggingface(cls, model_or_dir) -> "Wav2Vec2ForPretraining":
-        """Load a transformers ``Wav2Vec2ForPreTraining`` (instance, local dir or hub id)."""
-        from .interop import from_huggingface_pretraining
-
-        return from_huggingface_pretraining(model_or_dir)
-
     def compile_pieces(self) -> None:
         """``torch.compile`` the CNN, every Transformer layer and the quantizer, in place.
 

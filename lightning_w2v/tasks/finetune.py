@@ -23,15 +23,16 @@ from torchmetrics.classification import (
 
 from ..checkpoints.encoders import EncoderSpec, load_encoder
 from ..checkpoints.reader import stamp
+from ..data.formats import MIN_PITCH, NUM_CLASSES
 from ..errors import ConfigError
+from ..files import atomic_write_text
 from .common import log_parameter_counts
 from .heads import PooledClassifier
 from .policies import get_policy
+from .reporting import report_test_results
 
 log = logging.getLogger(__name__)
 
-NUM_CLASSES = {"pitch": 112, "instrument": 11}
-PITCH_OFFSET = 9  # class 0 is MIDI 9
 
 
 class FinetuneModule(pl.LightningModule):
@@ -197,7 +198,7 @@ class FinetuneModule(pl.LightningModule):
                  sync_dist=not on_step)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=batch_size)
         if self.hparams.task == "pitch":
-            chroma_hits = ((logits.argmax(-1) + PITCH_OFFSET) % 12 == (labels + PITCH_OFFSET) % 12).float().mean()
+            chroma_hits = ((logits.argmax(-1) + MIN_PITCH) % 12 == (labels + MIN_PITCH) % 12).float().mean()
             self.log(f"{stage}/chroma_acc", chroma_hits, on_step=False, on_epoch=True, batch_size=batch_size,
                      sync_dist=True)
         if stage == "test":
@@ -217,8 +218,6 @@ class FinetuneModule(pl.LightningModule):
         self.test_confusion.reset()
 
     def on_test_epoch_end(self) -> None:
-        from .reporting import report_test_results
-
         report_test_results(self, self.test_confusion.compute().cpu())
 
     @property
@@ -241,7 +240,4 @@ class FinetuneModule(pl.LightningModule):
         }
 
     def write_test_summary(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.test_summary(), indent=2))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.test_summary(), indent=2))

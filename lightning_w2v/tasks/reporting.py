@@ -6,23 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pytorch_lightning.loggers import WandbLogger
+
+from ..analysis.plots import plot_confusion_matrix
+from ..data.formats import class_names
 
 log = logging.getLogger(__name__)
-
-def class_names(task: str) -> list[str]:
-    """Display names of the classes: family names, or note names of MIDI 9..120."""
-    from ..data.nsynth import FAMILIES, MAX_PITCH, MIN_PITCH, pitch_name
-
-    if task == "instrument":
-        return list(FAMILIES)
-    return [pitch_name(m) for m in range(MIN_PITCH, MAX_PITCH + 1)]
 
 
 def report_test_results(module, confusion: torch.Tensor) -> None:
     """Write test_metrics.json and the confusion matrix (rank 0 only); log both to W&B."""
     if not module.trainer.is_global_zero:
         return
-    from ..analysis.plots import plot_confusion_matrix
 
     out_dir: Path = module.results_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +36,5 @@ def report_test_results(module, confusion: torch.Tensor) -> None:
 
 def log_image(logger, key: str, path: Path, caption: str | None = None) -> None:
     """Log a PNG to W&B when the logger is a WandbLogger; a no-op otherwise."""
-    from pytorch_lightning.loggers import WandbLogger
-
     if isinstance(logger, WandbLogger):
         logger.log_image(key=key, images=[str(path)], caption=[caption] if caption else None)

@@ -33,8 +33,9 @@ import torch
 from torch import Tensor
 
 from ..models import Wav2Vec2Config, Wav2Vec2ForPretraining
+from ..models.config import SAMPLE_RATE
+from ..models.interop import config_to_huggingface
 
-SAMPLE_RATE = 16_000
 # Dense peak FLOP/s by (device-name substring, precision); first match wins (PCIe before SXM).
 PEAK_FLOPS: list[tuple[str, str, float]] = [
     ("H100 PCIe", "bf16", 756e12), ("H100 PCIe", "fp32", 51e12), ("H100 NVL", "bf16", 835e12),
@@ -285,13 +286,12 @@ def _transformers_step(config: Wav2Vec2Config, waveforms: Tensor, precision: str
     """One training step of ``transformers.Wav2Vec2ForPreTraining`` as its pre-training
     example runs it: numpy span mask and negatives drawn on the host each step, copied to the
     device, then forward (loss / masked frames), backward and AdamW."""
-    import transformers
-    from transformers.models.wav2vec2.modeling_wav2vec2 import (
+    import transformers  # optional: the transformers extra
+    from transformers.models.wav2vec2.modeling_wav2vec2 import (  # optional: the transformers extra
         _compute_mask_indices,
         _sample_negative_indices,
     )
 
-    from ..models.interop import config_to_huggingface
 
     device = waveforms.device
     torch.manual_seed(seed)

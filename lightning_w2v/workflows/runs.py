@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from ..cli import main as cli_main
 from ..cli.configs import resolve_config
 from ..errors import ConfigError
@@ -87,8 +89,6 @@ def run_finetune(args: list[str], run_dir: Path) -> dict[str, Any]:
 
 def majority_class_accuracy(run_dir: Path) -> float:
     """Test accuracy of always answering the most frequent test class (from ``confusion_matrix.csv``)."""
-    import numpy as np
-
     file = Path(run_dir) / "confusion_matrix.csv"
     if not file.is_file():
         return float("nan")
