@@ -1,31 +1,10 @@
-"""MusicNet for wav2vec 2.0 pre-training: a 16 kHz cache, 20 s segments, equal-length crops.
+"""MusicNet for wav2vec 2.0 pre-training: the official recordings through the 16 kHz cache.
 
-``prepare_data`` converts every recording (44.1 kHz, any channel count) once into the
-16 kHz mono int16 cache of :mod:`lightning_w2v.data.cache`; training only slices
-memory-maps. Training recordings are cut into segments (20 s, hop 10 s); each batch takes
-random crops of one length, ``min(max_sample_size, shortest segment in the batch)``, so the
-Transformer needs no padding mask. Batches are sized by seconds of audio
-(:class:`~lightning_w2v.data.sampling.SecondsBatchSampler`). Crops are not normalised
-(wav2vec 2.0 BASE uses ``normalize=False``). Crop offsets are drawn from
-``(seed, epoch, the batch's segment indices)``: the same with any number of DataLoader
-workers, and the same after a resume.
-
-Validation uses the official test recordings (``test_data/``), cut into fixed
-non-overlapping ``val_crop_seconds`` crops, the same every time.
-
-The batch sampler shards batches among DDP ranks itself, so a multi-GPU Trainer must use
-``Trainer(use_distributed_sampler=False)``; Lightning otherwise refuses a custom batch
-sampler.
-
-A batch is ``{"waveforms": FloatTensor (B, T), "lengths": LongTensor (B,), "indices":
-LongTensor (B,)}`` with every length equal to T; ``indices`` are the rows of
-``train_segments`` / ``val_segments`` the crops come from.
-
-Bad data during training: training reads only the cache. A cache file that vanished, was
-truncated or is corrupt raises :class:`CacheFileError` naming the file and saying how to
-rebuild it (also from a DataLoader worker: the error is re-raised in the main process, not
-as a worker traceback). A source WAV that breaks during a run does not affect it (the
-cache is read); the next ``prepare_data`` reports it.
+The cache, the 20 s segments (hop 10 s), the equal-length random crops, batches by seconds
+of audio and mid-epoch resume are :class:`~lightning_w2v.data.cached.CachedAudioDataModule`'s.
+This module finds MusicNet's recordings: ``train_data/*.wav`` for training and the 10
+official test recordings (``test_data/``) for validation, in the archive's layout or the
+Kaggle mirror's. Labels (``*_labels/*.csv``) are not needed for pre-training and are not read.
 """
 from __future__ import annotations
 

@@ -25,44 +25,35 @@ from .wav2vec2 import Wav2Vec2ForPretraining
 log = logging.getLogger(__name__)
 
 
+# Our config field -> transformers' Wav2Vec2Config field, for the fields that map one to one.
+HF_FIELDS = {
+    "conv_bias": "conv_bias", "embed_dim": "hidden_size", "num_layers": "num_hidden_layers",
+    "num_heads": "num_attention_heads", "ffn_dim": "intermediate_size", "layer_norm_first": "do_stable_layer_norm",
+    "pos_conv_kernel": "num_conv_pos_embeddings", "pos_conv_groups": "num_conv_pos_embedding_groups",
+    "dropout": "hidden_dropout", "attention_dropout": "attention_dropout",
+    "activation_dropout": "activation_dropout", "dropout_input": "feat_proj_dropout",
+    "dropout_features": "feat_quantizer_dropout", "layerdrop": "layerdrop",
+    "num_codevector_groups": "num_codevector_groups", "num_codevectors_per_group": "num_codevectors_per_group",
+    "codevector_dim": "codevector_dim", "final_dim": "proj_codevector_dim", "mask_prob": "mask_time_prob",
+    "mask_length": "mask_time_length", "min_masks": "mask_time_min_masks", "num_negatives": "num_negatives",
+    "logit_temperature": "contrastive_logits_temperature", "diversity_loss_weight": "diversity_loss_weight",
+}
+HF_DEFAULTS = {"feat_quantizer_dropout": 0.0}  # missing from some transformers configs
+
+
 def config_from_huggingface(hf_config: Any) -> Wav2Vec2Config:
     """transformers ``Wav2Vec2Config`` -> ours (architecture and objective)."""
-    conv_layers = list(zip(hf_config.conv_dim, hf_config.conv_kernel, hf_config.conv_stride))
+    values = {ours: getattr(hf_config, theirs, HF_DEFAULTS.get(theirs)) for ours, theirs in HF_FIELDS.items()}
     return Wav2Vec2Config(
-        conv_layers=conv_layers,
+        conv_layers=list(zip(hf_config.conv_dim, hf_config.conv_kernel, hf_config.conv_stride)),
         extractor_mode="group_norm" if hf_config.feat_extract_norm == "group" else "layer_norm",
-        conv_bias=hf_config.conv_bias,
-        embed_dim=hf_config.hidden_size,
-        num_layers=hf_config.num_hidden_layers,
-        num_heads=hf_config.num_attention_heads,
-        ffn_dim=hf_config.intermediate_size,
-        layer_norm_first=hf_config.do_stable_layer_norm,
-        pos_conv_kernel=hf_config.num_conv_pos_embeddings,
-        pos_conv_groups=hf_config.num_conv_pos_embedding_groups,
-        dropout=hf_config.hidden_dropout,
-        attention_dropout=hf_config.attention_dropout,
-        activation_dropout=hf_config.activation_dropout,
-        dropout_input=hf_config.feat_proj_dropout,
-        dropout_features=getattr(hf_config, "feat_quantizer_dropout", 0.0),
-        layerdrop=hf_config.layerdrop,
-        num_codevector_groups=hf_config.num_codevector_groups,
-        num_codevectors_per_group=hf_config.num_codevectors_per_group,
-        codevector_dim=hf_config.codevector_dim,
-        final_dim=hf_config.proj_codevector_dim,
-        mask_prob=hf_config.mask_time_prob,
-        mask_length=hf_config.mask_time_length,
-        min_masks=hf_config.mask_time_min_masks,
-        num_negatives=hf_config.num_negatives,
-        logit_temperature=hf_config.contrastive_logits_temperature,
-        diversity_loss_weight=hf_config.diversity_loss_weight,
+        **values,
     )
 
 
 def config_to_huggingface(config: Wav2Vec2Config):
     """Ours -> transformers ``Wav2Vec2Config``."""
-    from transformers import (  # optional: the transformers extra
-        Wav2Vec2Config as HFConfig,  # transformers is optional: only export needs it
-    )
+    from transformers import Wav2Vec2Config as HFConfig  # optional: the transformers extra
 
     return HFConfig(
         conv_dim=[layer[0] for layer in config.conv_layers],
@@ -70,33 +61,10 @@ def config_to_huggingface(config: Wav2Vec2Config):
         conv_stride=[layer[2] for layer in config.conv_layers],
         num_feat_extract_layers=len(config.conv_layers),
         feat_extract_norm="group" if config.extractor_mode == "group_norm" else "layer",
-        conv_bias=config.conv_bias,
-        hidden_size=config.embed_dim,
-        num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads,
-        intermediate_size=config.ffn_dim,
-        do_stable_layer_norm=config.layer_norm_first,
-        num_conv_pos_embeddings=config.pos_conv_kernel,
-        num_conv_pos_embedding_groups=config.pos_conv_groups,
-        hidden_dropout=config.dropout,
-        attention_dropout=config.attention_dropout,
-        activation_dropout=config.activation_dropout,
-        feat_proj_dropout=config.dropout_input,
-        feat_quantizer_dropout=config.dropout_features,
-        layerdrop=config.layerdrop,
-        num_codevector_groups=config.num_codevector_groups,
-        num_codevectors_per_group=config.num_codevectors_per_group,
-        codevector_dim=config.codevector_dim,
-        proj_codevector_dim=config.final_dim,
-        mask_time_prob=config.mask_prob,
-        mask_time_length=config.mask_length,
-        mask_time_min_masks=config.min_masks,
-        num_negatives=config.num_negatives,
-        contrastive_logits_temperature=config.logit_temperature,
-        diversity_loss_weight=config.diversity_loss_weight,
         feat_extract_activation="gelu",
         hidden_act="gelu",
         apply_spec_augment=True,
+        **{theirs: getattr(config, ours) for ours, theirs in HF_FIELDS.items()},
     )
 
 
