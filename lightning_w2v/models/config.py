@@ -53,6 +53,7 @@ class Wav2Vec2Config:
     mask_prob: float = 0.65
     mask_length: int = 10
     min_masks: int = 2
+    require_same_masks: bool = True  # fairseq's default: every row thinned to the batch's smallest masked count
     num_negatives: int = 100
     logit_temperature: float = 0.1
     diversity_loss_weight: float = 0.1
@@ -167,7 +168,7 @@ ARCHITECTURE_FIELDS = (
 # everything else fixes the architecture and must match the weights.
 OBJECTIVE_FIELDS = frozenset({
     "feature_grad_mult", "temperature_max", "temperature_min", "temperature_decay", "mask_prob",
-    "mask_length", "min_masks", "num_negatives", "logit_temperature", "diversity_loss_weight",
+    "mask_length", "min_masks", "require_same_masks", "num_negatives", "logit_temperature", "diversity_loss_weight",
     "feature_penalty_weight", "layerdrop",
 })
 

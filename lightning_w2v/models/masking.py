@@ -18,38 +18,58 @@ def compute_span_mask(
     lengths: Tensor | None = None,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
+    require_same_masks: bool = False,
 ) -> Tensor:
-    """Boolean (B, T) mask of overlapping spans, fairseq semantics.
+    """Boolean (B, T) mask of overlapping spans, fairseq semantics (``compute_mask_indices``).
 
     Per example with ``n`` valid frames: ``num_spans = max(min_masks, int(mask_prob * n /
     mask_length + u))`` with ``u ~ U[0, 1)`` (probabilistic rounding); span starts are drawn
-    without replacement from the ``n - mask_length + 1`` positions where a whole span fits;
-    each span covers ``mask_length`` frames. Spans overlap, so with mask_prob 0.65 and length
-    10 about 49% of frames end up masked. Padding frames (beyond ``lengths``) are never masked.
+    without replacement from the ``n - mask_length`` positions ``0 .. n - mask_length - 1``,
+    as fairseq does (so the last frame is never masked); each span covers ``mask_length``
+    frames. Spans overlap, so with mask_prob 0.65 and length 10 about 49% of frames end up
+    masked. Padding frames (beyond ``lengths``) are never masked.
+
+    ``require_same_masks`` (fairseq's default in ``Wav2Vec2Model``): every row is then thinned,
+    at random, to the smallest masked count in the batch, so all rows have the same number of
+    masked frames (spans get holes; about 46.6% of frames stay masked at BASE settings).
+
+    Edge cases differ from fairseq only where a row has fewer start positions than spans:
+    fairseq then shortens the spans, here the number of spans is capped.
     """
     if lengths is None:
         lengths = torch.full((batch,), frames, dtype=torch.long, device=device)
     lengths = lengths.to(device=device, dtype=torch.long)
     device = lengths.device
     span = min(mask_length, frames)
-    num_starts = (lengths - span + 1).clamp_min(1)  # (B,) positions where a span fits
+    num_starts = (lengths - span).clamp_min(1)  # (B,) fairseq: sz - mask_length start positions
 
     rounding = torch.rand(batch, device=device, generator=generator)
     num_spans = (mask_prob * lengths.float() / span + rounding).long().clamp_min(min_masks)
     num_spans = torch.minimum(num_spans, num_starts)  # (B,)
 
     # Sampling without replacement: rank random scores and keep the `num_spans` best.
-    scores = torch.rand(batch, frames, device=device, generator=generator)  # (B, T)
     positions = torch.arange(frames, device=device)
-    scores = scores.masked_fill(positions[None, :] >= num_starts[:, None], -1.0)
-    rank = scores.argsort(dim=1, descending=True).argsort(dim=1)  # (B, T) rank of each score
-    starts = rank < num_spans[:, None]  # (B, T)
+    starts = _top_k_per_row(torch.rand(batch, frames, device=device, generator=generator),
+                            positions[None, :] < num_starts[:, None], num_spans)  # (B, T)
 
     # Dilate every start over `span` frames: frame t is masked if a start lies in (t-span, t].
     covered = starts.long().cumsum(dim=1)  # (B, T)
     shifted = torch.nn.functional.pad(covered, (span, 0))[:, :frames]  # (B, T) covered[t - span]
-    mask = (covered - shifted) > 0
-    return mask & (positions[None, :] < lengths[:, None])
+    mask = ((covered - shifted) > 0) & (positions[None, :] < lengths[:, None])
+    if require_same_masks:
+        keep = mask.sum(dim=1).min().expand(batch)  # (B,) the smallest masked count
+        mask = _top_k_per_row(torch.rand(batch, frames, device=device, generator=generator), mask, keep)
+    return mask
+
+
+def _top_k_per_row(scores: Tensor, allowed: Tensor, k: Tensor) -> Tensor:
+    """(B, T) bool: in each row, the ``k[b]`` allowed positions with the highest scores.
+
+    With uniform random ``scores`` that is ``k`` positions drawn without replacement.
+    """
+    scores = scores.masked_fill(~allowed, -1.0)
+    rank = scores.argsort(dim=1, descending=True).argsort(dim=1)  # (B, T) rank of each score
+    return (rank < k[:, None]) & allowed
 
 
 def sample_negative_indices(

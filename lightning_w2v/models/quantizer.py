@@ -12,7 +12,7 @@ class QuantizerOutput:
     quantized: Tensor  # (B, T, codevector_dim) selected codevectors, concatenated over groups
     codes: Tensor  # (B, T, G) long: index of the chosen entry in each group
     prob_perplexity: Tensor  # () soft perplexity, summed over groups (drives the diversity loss)
-    code_perplexity: Tensor  # () hard perplexity of the chosen codes, summed over groups
+    code_perplexity: Tensor  # () hard perplexity of the noise-free argmax codes, summed over groups
 
 
 def _perplexity(probs: Tensor, weights: Tensor | None) -> Tensor:
@@ -33,7 +33,8 @@ class GumbelVectorQuantizer(nn.Module):
     """G codebooks of V entries; each frame picks one entry per group.
 
     Training: hard Gumbel-softmax with a straight-through gradient, at ``temperature``.
-    Eval: plain argmax, no noise (so two implementations can be compared exactly).
+    Eval: plain argmax, no noise (so two implementations can be compared exactly). The
+    perplexities are those of the noise-free logits in both modes, as fairseq logs them.
     The temperature is a buffer, set from outside by the training loop and saved in
     checkpoints with the weights.
     """
@@ -70,9 +71,12 @@ class GumbelVectorQuantizer(nn.Module):
         batch, frames, _ = features.shape
         logits = self.code_logits(features).float()  # (B, T, G, V), fp32 as fairseq does
         flat_logits = logits.reshape(batch * frames, self.num_groups, self.num_vars)  # (N, G, V)
-        codes = flat_logits.argmax(dim=-1)  # (N, G)
+        codes = flat_logits.argmax(dim=-1)  # (N, G) noise-free choice
         hard = torch.zeros_like(flat_logits).scatter_(-1, codes.unsqueeze(-1), 1.0)  # (N, G, V)
         weights = None if frame_weights is None else frame_weights.reshape(-1)
+        # Both perplexities come from the noise-free logits, in training too (as fairseq's).
+        prob_perplexity = _perplexity(torch.softmax(flat_logits, dim=-1), weights)
+        code_perplexity = _perplexity(hard, weights)
 
         if self.training:
             gumbel = -torch.empty_like(flat_logits).exponential_().log()
@@ -82,9 +86,6 @@ class GumbelVectorQuantizer(nn.Module):
             probs = hard - soft.detach() + soft  # forward: one-hot; backward: softmax gradient
         else:
             probs = hard
-
-        prob_perplexity = _perplexity(torch.softmax(flat_logits, dim=-1), weights)
-        code_perplexity = _perplexity(hard, weights)
 
         codebook = self.codevectors.view(self.num_groups, self.num_vars, -1)  # (G, V, D/G)
         probs = probs.to(codebook.dtype)

@@ -76,7 +76,8 @@ class Wav2Vec2ForPretraining(nn.Module):
         """(B, T) span mask with this model's mask_prob, mask_length and min_masks."""
         cfg = self.config
         return compute_span_mask(batch, frames, cfg.mask_prob, cfg.mask_length, cfg.min_masks,
-                                 lengths=frame_lengths, device=device, generator=generator)
+                                 lengths=frame_lengths, device=device, generator=generator,
+                                 require_same_masks=cfg.require_same_masks)
 
     def sample_negatives(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """(B, T, K) distractor indices for ``mask`` with this model's num_negatives."""

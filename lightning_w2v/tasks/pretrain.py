@@ -30,7 +30,8 @@ class PretrainModule(pl.LightningModule):
         betas, eps, weight_decay: Adam settings (decoupled weight decay, as fairseq's Adam).
         warmup_steps: linear warm-up updates (BASE: 32k).
         total_steps: updates at which the LR reaches 0; default: the trainer's max_steps.
-        clip_grad_norm: max global gradient norm (0 disables clipping; the norm is logged anyway).
+        clip_grad_norm: max global gradient norm; 0 (fairseq BASE's ``clip_norm``) disables
+            clipping. The norm is logged either way.
         max_consecutive_skips: a run with this many non-finite updates in a row stops.
         compile: ``torch.compile`` the CNN, each Transformer layer and the quantizer in place
             (layerdrop then decides between compiled layers in Python: no recompiles; the
@@ -56,7 +57,7 @@ class PretrainModule(pl.LightningModule):
         weight_decay: float = 0.01,
         warmup_steps: int = 32_000,
         total_steps: int | None = None,
-        clip_grad_norm: float = 10.0,
+        clip_grad_norm: float = 0.0,
         max_consecutive_skips: int = 20,
         compile: bool = False,
         init_from: EncoderSpec | None = None,
@@ -149,7 +150,11 @@ class PretrainModule(pl.LightningModule):
         total_masked = self._global_masked_frames(out.num_masked)
         self.last_num_masked, self.last_num_masked_global = out.num_masked.detach(), total_masked
         # Sum over masked frames of all ranks / their count; DDP averages gradients over
-        # ranks, so scale by the world size to get the global mean per masked frame.
+        # ranks, so scale by the world size to get the global mean per masked frame. Under
+        # accumulate_grad_batches Lightning averages these per-batch means; fairseq divides the
+        # summed losses of an update by its summed masked frames. With require_same_masks and
+        # equal-length crops the counts of an update's batches are close, so the two agree
+        # to within the spread of those counts.
         loss = out.loss * self.trainer.world_size / total_masked.clamp_min(1)
         self._log_step(out, batch, "train")
         self.log("train/temperature", self.model.quantizer.temperature, on_step=True)
