@@ -12,6 +12,7 @@ from .early_stopping import EarlyStopping
 from .layer_weights import LayerWeightsLogger
 from .monitor import PretrainHealthMonitor, PretrainHealthWarning
 from .preemption import PreemptionCheckpoint
+from .probe import LinearProbe
 from .rng import RNGStateCallback, capture_rng_states, restore_rng_states
 from .wandb import WandbLogger, resolve_wandb_mode, start_wandb_run
 
@@ -19,6 +20,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "EarlyStopping",
     "LayerWeightsLogger",
+    "LinearProbe",
     "PreemptionCheckpoint",
     "PretrainHealthMonitor",
     "PretrainHealthWarning",

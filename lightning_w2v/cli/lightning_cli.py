@@ -31,7 +31,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
-from ..callbacks import WandbLogger
+from ..callbacks import LinearProbe, WandbLogger
 from ..checkpoints import WANDB_RUN_ID_KEY, read_checkpoint
 from ..checkpoints.resume import check_fits
 from ..errors import ConfigError, project_error, run_reporting_errors
@@ -110,6 +110,9 @@ class LightningW2VCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="After fit, evaluate the best checkpoint (by the checkpoint callback) on the test split.")
+        # Linear probes during pre-training, as a top-level `probe` section (--probe.notes /data):
+        # LightningCLI adds the callback to every run; without notes it does nothing.
+        parser.add_lightning_class_args(LinearProbe, "probe")
         parser.add_argument(f"--{COMPOSE_KEY}", type=Optional[list[str]], default=None,
                             help="Config fragments a config file builds on; lightning-w2v puts them before it "
                                  "(see lightning_w2v.cli.configs). Informational once parsed.")
@@ -157,6 +160,10 @@ class LightningW2VCLI(LightningCLI):
             self.datamodule.setup(STAGES[stage])
             if stage == "fit" and self.config_init[self.subcommand].get("test_after_fit"):
                 self.datamodule.setup("test")  # the test split too: a bad note there would end the run late
+        if self.trainer.global_rank == 0:
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, LinearProbe):
+                    callback.prepare(self.model, stage)  # its note set, checked before W&B starts
         check_model_fits_data = getattr(self.model, "check_data", None)
         if callable(check_model_fits_data):
             check_model_fits_data(self.datamodule)

@@ -26,6 +26,7 @@ TRAINING_SUBCOMMANDS = {
 }
 TASKS = ("pitch", "instrument")
 POLICIES = ("FE", "FT1", "FT2")
+PRESETS = ("base", "small", "tiny")
 
 
 # --------------------------------------------------------------------------- handlers
@@ -162,6 +163,18 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe(args: argparse.Namespace) -> int:
+    from ..workflows.baselines import probe_table
+
+    rows = probe_table(args.nsynth, args.out, ckpt=args.ckpt, preset=args.preset, fit_split=args.fit_split,
+                       eval_split=args.eval_split, per_class=args.per_class, seed=args.seed, device=args.device)
+    print(f"{'model':<28} {'feature':<24} {'pitch':>6} {'family':>6}")
+    for row in rows:
+        print(f"{row['model']:<28} {row['feature']:<24} {100 * row['pitch']:6.1f} {100 * row['family']:6.1f}")
+    print(f"written: {Path(args.out) / 'probe_table.csv'}, {Path(args.out) / 'probe_table.md'}")
+    return 0
+
+
 def _probe_layers(args: argparse.Namespace) -> int:
     from ..workflows.probing import probe_layers
 
@@ -276,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.set_defaults(func=_results)
 
     bench = sub.add_parser("bench", help="pre-training throughput, MFU and time shares (see BENCHMARKS.md)")
-    bench.add_argument("--preset", default="base", choices=["base", "tiny"], help="model size (default: base)")
+    bench.add_argument("--preset", default="base", choices=PRESETS, help="model size (default: base)")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--precision", choices=["bf16", "fp32"], default=None,
                        help="default: bf16 autocast on CUDA, fp32 on CPU")
@@ -303,6 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--legacy-weight-norm", action="store_true",
                         help="torchaudio file: weight_g/weight_v names, for old torchaudio versions")
     export.set_defaults(func=_export)
+
+    table = sub.add_parser("probe", help="linear probes of an encoder's layers and the baselines, as a table")
+    table.add_argument("--nsynth", required=True, help="NSynth-layout root, holding nsynth-{train,valid,test}/")
+    table.add_argument("--ckpt", default=None, help="our checkpoint to probe (default: only the baselines)")
+    table.add_argument("--preset", default="tiny", choices=PRESETS,
+                       help="architecture of the untrained baseline without --ckpt (default: tiny)")
+    table.add_argument("--fit-split", default="train", help="split the regressions are fitted on (default: train)")
+    table.add_argument("--eval-split", default="valid", help="split they are scored on (default: valid)")
+    table.add_argument("--per-class", type=int, default=4, help="notes of every pitch and family per split")
+    table.add_argument("--seed", type=int, default=0, help="which notes, and the untrained encoder's init")
+    table.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    table.add_argument("--out", required=True, help="output folder: new, empty, or one this command wrote")
+    table.set_defaults(func=_probe)
 
     probe = sub.add_parser("probe-layers", help="frozen-encoder linear probe on every hidden state")
     _add_probe_options(probe)

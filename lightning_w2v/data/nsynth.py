@@ -133,6 +133,34 @@ def select_per_class(
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
 
+def read_note(record: dict[str, Any]) -> np.ndarray:
+    """One note's audio, float32 (64000,); :class:`AudioFileError` unless 16 kHz x 64000 frames."""
+    wave, sr = read_audio(record["path"])  # (n,) float32
+    if sr != SAMPLE_RATE or len(wave) != NUM_SAMPLES:
+        raise AudioFileError(record["path"], f"expected {SAMPLE_RATE} Hz x {NUM_SAMPLES} frames, "
+                             f"found {sr} Hz x {len(wave)}", "replace the file")
+    return wave
+
+
+def probe_notes(root: str | os.PathLike, split: str, per_class: int = 4,
+                seed: int = 0) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """A small, class-balanced note set of one split: ``per_class`` notes of every pitch and of
+    every instrument family (their union, in note order, chosen by ``seed``).
+
+    Returns the records and their audio, ``(N, 64000)`` float32. Used by linear probes, which
+    need the same notes at every step of a run.
+    """
+    records = load_nsynth_split(root, split)
+    if not records:
+        raise NSynthError(f"NSynth {split} split under {root} holds no notes")
+    pitch = np.array([r["pitch"] for r in records])
+    family = np.array([r["instrument_family"] for r in records])
+    keep = np.union1d(select_per_class(pitch, per_class, seed, f"probe-pitch-{split}"),
+                      select_per_class(family, per_class, seed, f"probe-family-{split}"))
+    chosen = [records[i] for i in keep]
+    return chosen, torch.from_numpy(np.stack([read_note(r) for r in chosen]))
+
+
 class _SkippedNote:
     """A note skipped in a DataLoader worker; counted and reported by the main process."""
 
@@ -175,11 +203,7 @@ class NSynthNotes(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         rec = self.records[i]
         try:
-            wave, sr = read_audio(rec["path"])  # (n,) float32
-            if sr != SAMPLE_RATE or len(wave) != NUM_SAMPLES:
-                raise AudioFileError(
-                    rec["path"], f"expected {SAMPLE_RATE} Hz x {NUM_SAMPLES} frames, "
-                    f"found {sr} Hz x {len(wave)}", "replace the file")  # fmt: skip
+            wave = read_note(rec)
         except AudioFileError as e:
             in_worker = get_worker_info() is not None
             if self.on_bad_file != "skip":
