@@ -25,6 +25,8 @@ __all__ = [
     "plot_pwcca_curves",
     "plot_confusion_matrix",
     "plot_bar",
+    "plot_grouped_bars",
+    "plot_probe_curves",
     "plot_xy",
 ]
 
@@ -200,3 +202,53 @@ def plot_xy(
     if logx:
         ax.set_xscale("log")
     return _finish_lines(fig, ax, xlabel, ylabel, title, bool(series), path)
+
+
+def plot_grouped_bars(groups: Mapping[str, Mapping[str, float]], ylabel: str, path: str | Path, title: str = "",
+                      ylim: tuple[float, float] | None = None) -> Path:
+    """Bars per group (e.g. per label) and series (e.g. trained / untrained / shuffled)."""
+    names = list(groups)
+    series = list(dict.fromkeys(k for values in groups.values() for k in values))
+    fig, ax = _subplots((max(3.5, 1.4 * len(names) + 1.5), 3.0))
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(names))
+    for i, name in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, [groups[g].get(name, np.nan) for g in names], width,
+               label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+PROBE_TASK_TITLES = {"pitch": "MIDI pitch", "family": "instrument family"}
+BASELINE_STYLES = {"untrained": ":", "logmel": "--", "majority": "-."}
+
+
+def plot_probe_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+                      baselines: Mapping[str, Mapping[str, float]], path: str | Path, title: str = "") -> Path:
+    """Linear-probe accuracy (best layer) against pre-training step, one panel per task, with the
+    baselines (untrained encoder, log-mel statistics, majority class) as flat lines."""
+    tasks = list(curves)
+    fig = Figure(figsize=(3.4 * len(tasks), 2.8))
+    axes = [fig.add_subplot(1, len(tasks), i + 1) for i in range(len(tasks))]
+    for ax, task in zip(axes, tasks):
+        steps, accuracies = curves[task]
+        ax.plot(steps, 100 * np.asarray(accuracies, dtype=float), marker="o", ms=3, label="pre-trained, best layer")
+        for name, style in BASELINE_STYLES.items():
+            if name in baselines and task in baselines[name]:
+                ax.axhline(100 * baselines[name][task], color="0.4", ls=style, lw=1, label=f"{name} (baseline)")
+        ax.set_title(PROBE_TASK_TITLES.get(task, task), fontsize=9)
+        ax.set_xlabel("pre-training step")
+        ax.set_ylabel("linear-probe accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(True, alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

@@ -169,6 +169,8 @@ def _fmt_ours(row: dict[str, Any] | None, metric: str) -> str:
     if row is None or metric not in row["metrics"]:
         return MISSING
     m = row["metrics"][metric]
+    if m["n"] == 1:
+        return f"{100 * m['mean']:.1f}"  # one run: no spread to show
     return f"{100 * m['mean']:.1f} ± {100 * m['std']:.1f} (n={m['n']})"
 
 
@@ -193,7 +195,7 @@ def format_markdown(
     pairs_sorted = sorted(pairs, key=lambda p: _order_key(*p))
 
     title = "accuracy (%)" if metric == "test/acc" else f"{metric} (%)"
-    lines = [f"NSynth test {title}: ours = mean ± sample std over seeds (n = runs)", ""]
+    lines = [f"NSynth test {title}: ours = one run, or mean ± sample std over seeds (n = runs)", ""]
     if show_paper:
         lines += ["| model | pitch (ours) | pitch (paper) | instrument (ours) "
                   "| instrument (paper) |", "|---|---|---|---|---|"]
@@ -221,7 +223,8 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Flat CSV of ``aggregate`` rows: one line per (encoder, policy, task).
 
     Columns: encoder, policy, task, n, seeds (";"-joined), paper_acc_pct, then
-    ``<metric>_mean``, ``<metric>_std``, ``<metric>_n`` for every metric seen (fractions).
+    ``<metric>_mean``, ``<metric>_std``, ``<metric>_n`` for every metric seen (fractions, rounded
+    to 4 decimals: a tenth of a percentage point).
     """
     names = sorted({k for r in rows for k in r["metrics"]})
     header = ["encoder", "policy", "task", "n", "seeds", "paper_acc_pct"]
@@ -233,6 +236,6 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
                 ";".join(str(s) for s in r["seeds"]), "" if paper is None else paper]
         for k in names:
             m = r["metrics"].get(k)
-            line += ["", "", 0] if m is None else [m["mean"], m["std"], m["n"]]
+            line += ["", "", 0] if m is None else [round(m["mean"], 4), round(m["std"], 4), m["n"]]
         lines.append(line)
     return atomic_write_csv(path, header, lines)

@@ -22,6 +22,7 @@ from ..data.nsynth import load_nsynth_split
 from ..errors import DataError
 from ..files import claim_folder
 from ..files.ownership import only_names
+from ..models import Wav2Vec2ForPretraining
 from ..models.config import SAMPLE_RATE
 from .codebooks import (
     cooccurrence,
@@ -30,7 +31,7 @@ from .codebooks import (
     sort_for_display,
     specialisation_summary,
 )
-from .plots import plot_cooccurrence_heatmap, plot_pwcca_curves
+from .plots import plot_cooccurrence_heatmap, plot_grouped_bars, plot_pwcca_curves
 from .pwcca import pwcca
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,13 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 @torch.no_grad()
-def nsynth_codes(ckpt: str | Path, nsynth_root: str | Path, split: str = "test", batch_size: int = 16,
-                 max_notes: int | None = None, device: str = "cpu") -> dict[str, np.ndarray]:
+def nsynth_codes(model: Wav2Vec2ForPretraining, records: list[dict], batch_size: int = 16,
+                 device: str = "cpu") -> dict[str, np.ndarray]:
     """Codeword of every frame of every note: eval-mode quantizer, no masking, no noise.
 
     Returns codes (N, G), pitch (N,) MIDI, family (N,), note (N,) index into the records.
     """
-
-    model = load_pretraining_model(ckpt).to(device)
-    records = load_nsynth_split(nsynth_root, split)[:max_notes]
+    model = model.to(device).eval()
     codes, pitch, family, note = [], [], [], []
     for offset, group in enumerate(_batches(records, batch_size)):
         waves = torch.from_numpy(np.stack([read_audio(r["path"])[0] for r in group])).to(device)
@@ -74,15 +73,46 @@ def nsynth_codes(ckpt: str | Path, nsynth_root: str | Path, split: str = "test",
             "note": np.concatenate(note), "num_entries": np.array(model.config.num_codevectors_per_group)}
 
 
+def untrained_model_like(model: Wav2Vec2ForPretraining, seed: int = 0) -> Wav2Vec2ForPretraining:
+    """A freshly initialised pre-training model of the same architecture (fixed seed; global RNG untouched)."""
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        return Wav2Vec2ForPretraining(model.config).eval()
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def _joint_scores(summary: dict) -> dict[str, dict[str, float]]:
+    return {kind: {"nmi": summary["joint"][kind]["nmi"], "purity": summary["joint"][kind]["purity"]}
+            for kind in ("pitch", "family")}
+
+
 def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | Path, split: str = "test",
-                      max_notes: int | None = None, device: str = "cpu", logger=None) -> dict:
-    """Fig. 1-2: co-occurrence of codewords with pitch and family; matrices, heatmaps, summary JSON."""
-    data = nsynth_codes(ckpt, nsynth_root, split, max_notes=max_notes, device=device)
-    out = claim_analysis_folder(out_dir)  # only once the checkpoint and the notes were read
+                      max_notes: int | None = None, device: str = "cpu", logger=None,
+                      baseline_ckpt: str | Path | None = None, baseline_seed: int = 0) -> dict:
+    """Fig. 1-2: co-occurrence of codewords with pitch and family; matrices, heatmaps, summary JSON.
+
+    Beside the shuffled-label baseline, the summary's ``untrained`` block holds the joint
+    code's NMI and purity of an untrained model of the same architecture (``baseline_seed``),
+    or of ``baseline_ckpt``: how much of the specialisation was there before any training.
+    """
+    model = load_pretraining_model(ckpt, "--ckpt")
+    baseline = (load_pretraining_model(baseline_ckpt, "--baseline-ckpt") if baseline_ckpt
+                else untrained_model_like(model, baseline_seed))
+    records = load_nsynth_split(nsynth_root, split)[:max_notes]
+    data = nsynth_codes(model, records, device=device)
+    out = claim_analysis_folder(out_dir)  # only once the checkpoints and the notes were read
     codes, num_entries = data["codes"], int(data["num_entries"])
     labels = {"pitch": data["pitch"], "family": data["family"]}
     summary = specialisation_summary(codes, labels, num_entries)
     summary["meta"].update({"checkpoint": str(ckpt), "split": split, "frames": int(len(codes))})
+    # What the codes show before any training: the same analysis of the untrained model (or a given one).
+    reference = nsynth_codes(baseline, records, device=device)
+    reference_summary = specialisation_summary(reference["codes"], {"pitch": reference["pitch"],
+                                                                     "family": reference["family"]}, num_entries)
+    summary["untrained"] = {"source": str(baseline_ckpt) if baseline_ckpt else f"untrained, seed {baseline_seed}",
+                            "joint": _joint_scores(reference_summary)}
 
     joint = joint_codes(codes, num_entries)
     num_joint = num_entries ** codes.shape[1]
@@ -102,6 +132,14 @@ def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | 
         png = plot_cooccurrence_heatmap(display, [names[i] for i in used_labels],
                                         f"P({kind} | codeword), {split} split", out / f"codebook_{kind}.png")
         images.append((kind, png))
+    joint, untrained = _joint_scores(summary), summary["untrained"]["joint"]
+    for score, name in (("nmi", "NMI"), ("purity", "purity")):
+        bars = {kind: {"pre-trained": joint[kind][score], summary["untrained"]["source"]: untrained[kind][score],
+                       "shuffled labels": summary["joint"][kind][f"{score}_shuffled_mean"]}
+                for kind in ("pitch", "family")}
+        images.append((f"baselines_{score}", plot_grouped_bars(
+            bars, f"joint codeword {name}", out / f"codebook_baselines_{score}.png",
+            title=f"codeword vs label {name}, {split} split", ylim=(0, 1))))
     np.savez_compressed(out / "codebook_cooccurrence.npz", **matrices)
     (out / "codebook_summary.json").write_text(json.dumps(summary, indent=2))
     _log_images(logger, "analysis/codebooks", images)

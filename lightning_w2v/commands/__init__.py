@@ -74,12 +74,14 @@ def _analyze(args: argparse.Namespace) -> int:
     try:
         if args.analysis == "codebooks":
             summary = runners.codebook_analysis(args.ckpt[0], args.nsynth, args.out, split=args.split,
-                                                max_notes=args.max_notes, device=args.device, logger=run)
+                                                max_notes=args.max_notes, device=args.device, logger=run,
+                                                baseline_ckpt=args.baseline_ckpt, baseline_seed=args.seed)
             print(f"codebook analysis written to {args.out}")
             for kind in ("pitch", "family"):
-                stats = summary["joint"][kind]
-                print(f"  joint code vs {kind}: NMI {stats['nmi']:.3f} (shuffled {stats['nmi_shuffled_mean']:.3f}), "
-                      f"purity {stats['purity']:.3f}")
+                stats, before = summary["joint"][kind], summary["untrained"]["joint"][kind]
+                print(f"  joint code vs {kind}: NMI {stats['nmi']:.3f} (untrained {before['nmi']:.3f}, shuffled "
+                      f"{stats['nmi_shuffled_mean']:.3f}), purity {stats['purity']:.3f} "
+                      f"(untrained {before['purity']:.3f})")
             return 0
         curves = runners.pwcca_analysis(args.ckpt, args.musicnet, args.out, names=args.name, fraction=args.fraction,
                                         device=args.device, logger=run)
@@ -161,6 +163,15 @@ def _export(args: argparse.Namespace) -> int:
         path = export_torchaudio_state_dict(model, args.torchaudio, args.legacy_weight_norm)
         print(f"torchaudio state dict: {path} (wav2vec2_model arguments in {path}.json)")
     return 0
+
+
+def _device_check(args: argparse.Namespace) -> int:
+    from ..workflows.device_check import device_check
+
+    results = device_check(args.out, cpu_smoke=args.cpu_smoke, minutes=args.minutes, probe_every=args.probe_every)
+    failed = [name for name, stage in results.items() if isinstance(stage, dict) and not stage.get("ok", True)]
+    print(f"device check written to {Path(args.out) / 'device_check.json'}" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -274,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--nsynth", help="NSynth root (codebooks)")
     analyze.add_argument("--split", default="test", help="NSynth split for the codebooks (default: test, as the paper)")
     analyze.add_argument("--max-notes", type=int, default=None, help="use only the first N notes (default: all)")
+    analyze.add_argument("--baseline-ckpt", default=None,
+                         help="codebooks: compare with this checkpoint (default: an untrained model of the same shape)")
+    analyze.add_argument("--seed", type=int, default=0, help="codebooks: the untrained baseline's initialisation")
     analyze.add_argument("--musicnet", help="MusicNet root (PWCCA)")
     analyze.add_argument("--fraction", type=float, default=0.5, help="share of recordings for PWCCA (the paper: 0.5)")
     analyze.add_argument("--out", default="analysis_out", help="output folder: new, empty, or an analysis folder")
@@ -308,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-loader", action="store_true", help="skip the data loader's real-time factor")
     bench.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     bench.set_defaults(func=_bench)
+
+    check = sub.add_parser("device-check", help="bench, bf16 fit steps and minutes of pre-training on a GPU, as JSON")
+    check.add_argument("--out", required=True, help="output folder: new, empty, or one this command wrote")
+    check.add_argument("--cpu-smoke", action="store_true",
+                       help="every stage with the tiny model and a few steps on the CPU (what the tests run)")
+    check.add_argument("--minutes", type=float, default=3.0, help="length of the pre-training stage (default: 3)")
+    check.add_argument("--probe-every", type=int, default=200, help="steps between linear probes (default: 200)")
+    check.set_defaults(func=_device_check)
 
     export = sub.add_parser("export", help="export a checkpoint to transformers (and torchaudio)")
     export.add_argument("--ckpt", required=True, help="our pre-training (or fine-tuning) checkpoint")

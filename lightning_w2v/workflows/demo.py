@@ -11,11 +11,12 @@ Every training run goes through the same LightningCLI and YAML files a user runs
 """
 from __future__ import annotations
 
-import json
+import csv
 import time
 from pathlib import Path
 
 from ..analysis import runners
+from ..analysis.plots import plot_probe_curves
 from ..analysis.results import aggregate, collect_runs, format_markdown, write_csv
 from ..cli import main as cli_main
 from ..data.demo_modules import ensure_demo_musicnet, ensure_demo_nsynth
@@ -58,9 +59,9 @@ def _fit(args: list[str]) -> None:
 def pretrain(out: Path, data: Path, quick: bool, seed: int) -> Path:
     root = out / "runs" / "pretrain"
     args = ["--config", "pretrain/demo", f"--data.init_args.root={data / 'musicnet'}",
-            f"--trainer.default_root_dir={root}", f"--seed_everything={seed}"]
+            f"--probe.notes={data / 'nsynth'}", f"--trainer.default_root_dir={root}", f"--seed_everything={seed}"]
     if quick:
-        args.append(f"--trainer.max_steps={QUICK['pretrain_steps']}")
+        args += [f"--trainer.max_steps={QUICK['pretrain_steps']}", "--probe.per_class=1"]
     _fit(args)
     return root / "checkpoints" / "last.ckpt"
 
@@ -111,7 +112,8 @@ def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 
     rows = aggregate(collect_runs([out / "runs" / "finetune"]))
     table = format_markdown(rows)
     write_csv(rows, out / "results.csv")
-    report = _report(out, table, codebooks, curves, time.perf_counter() - started, quick)
+    probes = _probe_figure(out / "runs" / "pretrain" / "probe", figures)
+    report = _report(out, table, codebooks, curves, probes, time.perf_counter() - started, quick)
     atomic_write_text(out / "REPORT.md", report)
     print("\n" + table)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Everything is under {out}:")
@@ -121,14 +123,58 @@ def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 
     return {"table": table, "codebooks": codebooks, "pwcca": curves}
 
 
-def _report(out: Path, table: str, codebooks: dict, curves: dict, seconds: float, quick: bool) -> str:
-    joint = codebooks["joint"]
+def _read_probes(folder: Path) -> tuple[dict[str, tuple[list[int], list[float]]], dict[str, dict[str, float]]]:
+    """The pre-training run's probe curves (best layer) and baselines, from its CSVs."""
+    curves: dict[str, tuple[list[int], list[float]]] = {}
+    with (folder / "probe.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row["feature"] == "best":
+                steps, accuracies = curves.setdefault(row["task"], ([], []))
+                steps.append(int(row["step"]))
+                accuracies.append(float(row["accuracy"]))
+    baselines: dict[str, dict[str, float]] = {}
+    with (folder / "probe_baselines.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            baselines.setdefault(row["baseline"], {})[row["task"]] = float(row["accuracy"])
+    return curves, baselines
+
+
+def _probe_figure(folder: Path, figures: Path) -> dict:
+    curves, baselines = _read_probes(folder)
+    plot_probe_curves(curves, baselines, figures / "probe_curves.png",
+                      title="linear probes on the demo's valid notes during pre-training")
+    return {"curves": curves, "baselines": baselines}
+
+
+def _verdict(probes: dict) -> str:
+    """What the miniature shows, in plain words, from its own numbers."""
+    parts = []
+    for task, (steps, accuracies) in probes["curves"].items():
+        final, untrained = accuracies[-1], probes["baselines"]["untrained"][task]
+        logmel = probes["baselines"]["logmel"][task]
+        change = "beats" if final > untrained + 0.02 else ("matches" if final >= untrained - 0.02 else "falls below")
+        parts.append(f"{task}: {100 * final:.1f}% after {steps[-1]} steps, which {change} the untrained encoder "
+                     f"({100 * untrained:.1f}%); log-mel statistics reach {100 * logmel:.1f}%")
+    return "; ".join(parts) + "."
+
+
+def _report(out: Path, table: str, codebooks: dict, curves: dict, probes: dict, seconds: float,
+            quick: bool) -> str:
+    joint, untrained = codebooks["joint"], codebooks["untrained"]["joint"]
     lines = [
         "# lightning_w2v demo report",
         "",
         "All data here is SYNTHETIC (see data/*/README.txt): a miniature of the paper's pipeline, "
         "not a reproduction of its numbers." + (" Run with --quick: a smoke test only." if quick else ""),
         f"Wall time: {seconds:.0f} s.",
+        "",
+        "## Does the miniature's pre-training learn pitch and family?",
+        "",
+        "Linear probes of the encoder during pre-training (fitted on train notes, scored on the "
+        "valid split's other instruments), against the same probe of an untrained encoder, of "
+        "log-mel statistics, and the majority class: " + _verdict(probes),
+        "",
+        "![probe curves](figures/probe_curves.png)",
         "",
         "## Table 1 in miniature (test accuracy %, ours next to the paper's)",
         "",
@@ -139,15 +185,19 @@ def _report(out: Path, table: str, codebooks: dict, curves: dict, seconds: float
         "",
         "## Codebooks (Fig. 1-2): joint codeword vs label on the test split",
         "",
-        "| label | NMI | NMI, shuffled labels | purity | purity, shuffled |",
-        "|---|---|---|---|---|",
+        "| label | NMI | NMI, untrained model | NMI, shuffled labels | purity | purity, untrained | "
+        "purity, shuffled |",
+        "|---|---|---|---|---|---|---|",
     ]
     for kind in ("pitch", "family"):
-        s = joint[kind]
-        lines.append(f"| {kind} | {s['nmi']:.3f} | {s['nmi_shuffled_mean']:.3f} ± {s['nmi_shuffled_std']:.3f} | "
-                     f"{s['purity']:.3f} | {s['purity_shuffled_mean']:.3f} |")
-    lines += ["", f"Codes used: {json.dumps(joint['usage'])}", "",
-              "Figures: figures/codebook_pitch.png, figures/codebook_family.png", "",
+        s, u = joint[kind], untrained[kind]
+        lines.append(f"| {kind} | {s['nmi']:.3f} | {u['nmi']:.3f} | {s['nmi_shuffled_mean']:.3f} | "
+                     f"{s['purity']:.3f} | {u['purity']:.3f} | {s['purity_shuffled_mean']:.3f} |")
+    usage = joint["usage"]
+    lines += ["", "Codes used: " + ", ".join(f"{k.replace('_', ' ')} {v:.3g}" if isinstance(v, float) else
+                                               f"{k.replace('_', ' ')} {v}" for k, v in usage.items()), "",
+              "Figures: figures/codebook_pitch.png, figures/codebook_family.png, "
+              "figures/codebook_baselines_nmi.png", "",
               "## PWCCA between the CNN output and each Transformer layer (Fig. 3)", ""]
     for name, values in curves.items():
         lines.append(f"- {name}: " + ", ".join(f"layer {i}: {v:.3f}" for i, v in enumerate(values, start=1)))
