@@ -75,7 +75,8 @@ class HearWav2Vec2(nn.Module):
                 raise ValueError(f"layer={layer} is out of range for {num_layers} Transformer layers")
             size = config.embed_dim
         elif layer == "weighted-mean":
-            weights = torch.ones(num_layers) if layer_weights is None else torch.as_tensor(layer_weights, dtype=torch.float32)
+            weights = (torch.ones(num_layers) if layer_weights is None
+                       else torch.as_tensor(layer_weights, dtype=torch.float32))
             if weights.shape != (num_layers,) or weights.sum() <= 0:
                 raise ValueError(f"layer_weights must be {num_layers} non-negative numbers with a positive sum")
             self.register_buffer("layer_weights", weights / weights.sum(), persistent=False)

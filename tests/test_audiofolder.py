@@ -107,7 +107,7 @@ def test_cache_is_16k_mono_for_every_rate_and_format(dm, tree):
     train, val = dm.files()
     assert sorted(train + val) == KEPT and val and train
     index = {e.source: e for e in dm.train_index.entries + dm.val_index.entries}
-    for rel, sr, channels, seconds, fmt, _ in TREE:
+    for rel, sr, _channels, _seconds, _fmt, _ in TREE:
         if rel not in KEPT:
             continue
         entry = index[str((tree / rel).resolve())]

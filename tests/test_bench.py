@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lightning_w2v.commands import main
-from lightning_w2v.workflows.bench import peak_flops_for, pretraining_flops
 from lightning_w2v.models import Wav2Vec2Config, Wav2Vec2ForPretraining, base_config
+from lightning_w2v.workflows.bench import peak_flops_for, pretraining_flops
 
 FIELDS = [
     "device", "device_name", "torch_version", "preset", "precision", "compile", "batch_size",

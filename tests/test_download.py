@@ -24,6 +24,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_verify import NOTES, write_musicnet_tree, write_nsynth_split  # noqa: E402
 
+from lightning_w2v.commands import main  # noqa: E402
 from lightning_w2v.data import download  # noqa: E402
 from lightning_w2v.data.download import (  # noqa: E402
     ChecksumError,
@@ -32,7 +33,6 @@ from lightning_w2v.data.download import (  # noqa: E402
     download_file,
     safe_extract,
 )
-from lightning_w2v.commands import main  # noqa: E402
 from lightning_w2v.data.verify import verify_dataset  # noqa: E402
 
 TIMEOUT = 5.0

@@ -8,14 +8,14 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config  # noqa: E402
 from lightning_w2v.checkpoints.encoders import load_pretraining_model  # noqa: E402
-from lightning_w2v.commands import main  # noqa: E402
 from lightning_w2v.checkpoints.export import (  # noqa: E402
     export_to_transformers,
     export_torchaudio_state_dict,
     load_exported,
 )
+from lightning_w2v.commands import main  # noqa: E402
+from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config  # noqa: E402
 
 ATOL = 1e-5
 

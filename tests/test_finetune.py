@@ -6,9 +6,9 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_w2v import FinetuneModule
+from lightning_w2v.checkpoints.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
 from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config
 from lightning_w2v.models.backbone import Wav2Vec2Backbone, build_torchaudio_model
-from lightning_w2v.checkpoints.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
 
 
 def _module(ckpt, policy: str, task: str = "instrument") -> FinetuneModule:

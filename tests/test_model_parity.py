@@ -6,7 +6,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config  # noqa: E402
+from lightning_w2v.models import tiny_config  # noqa: E402
 from lightning_w2v.models.interop import config_to_huggingface, from_huggingface_pretraining  # noqa: E402
 
 

@@ -132,13 +132,15 @@ def test_tiny_forward_backward_and_bf16_autocast():
 def test_feature_grad_mult_scales_cnn_gradient():
     torch.manual_seed(0)
     grads = {}
+    reference_state = None  # the first model's weights, given to the second
     for mult in (1.0, 0.1):
         model = Wav2Vec2ForPretraining(tiny_config(feature_grad_mult=mult, dropout=0.0, dropout_input=0.0,
                                                    dropout_features=0.0, attention_dropout=0.0))
         torch.manual_seed(0)
-        model.load_state_dict(reference_state) if mult != 1.0 else None
-        if mult == 1.0:
+        if reference_state is None:
             reference_state = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            model.load_state_dict(reference_state)
         model.train()
         waveforms = torch.randn(1, 8000, generator=torch.Generator().manual_seed(5))
         mask = compute_span_mask(1, model.config.num_frames(8000), 0.65, 10, generator=torch.Generator().manual_seed(6))

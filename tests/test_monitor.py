@@ -11,13 +11,13 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_w2v import PretrainModule
-from lightning_w2v.cli import main as cli_main
 from lightning_w2v.callbacks.monitor import (
     RULES,
     PretrainHealthMonitor,
     PretrainHealthWarning,
     default_code_perplexity_threshold,
 )
+from lightning_w2v.cli import main as cli_main
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 HEALTHY = {"prob_perplexity": 50.0, "code_perplexity": 45.0, "accuracy": 0.3, "contrastive_loss": 3.0,

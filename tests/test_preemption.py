@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
-
 from test_resume import load, prepared_cache, pretrain_args, step_losses, subprocess_env
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,11 +10,11 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_w2v import FinetuneModule
-from lightning_w2v.models import tiny_config
-from lightning_w2v.models.backbone import Wav2Vec2Backbone
+from lightning_w2v.callbacks import LayerWeightsLogger
 from lightning_w2v.checkpoints.encoders import EncoderSpec
 from lightning_w2v.commands import main as lightning_w2v_main  # the `lightning-w2v` command
-from lightning_w2v.callbacks import LayerWeightsLogger
+from lightning_w2v.models import tiny_config
+from lightning_w2v.models.backbone import Wav2Vec2Backbone
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dropout_input=0.0,

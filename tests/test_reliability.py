@@ -17,9 +17,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lightning_w2v.commands import main
 from lightning_w2v.checkpoints import read_checkpoint
 from lightning_w2v.cli import main as cli_main
+from lightning_w2v.commands import main
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 PRETRAIN = ["--config", str(CONF / "pretrain" / "demo.yaml")]
@@ -101,10 +101,12 @@ def _wrong_checkpoint_cases(ckpts: dict[str, Path], tmp: Path) -> dict[str, tupl
     encoder = [f"--model.init_args.encoder.path={pre}"]
     return {
         "fine-tuning checkpoint to a pre-training run": (
-            [*PRETRAIN, f"--ckpt_path={fine}"], "is a fine-tuning checkpoint (FinetuneModule) for task pitch, policy FE, "
-                                                "but this run is a pre-training run"),
+            [*PRETRAIN, f"--ckpt_path={fine}"],
+            "is a fine-tuning checkpoint (FinetuneModule) for task pitch, policy FE, "
+            "but this run is a pre-training run"),
         "terminal architecture against the checkpoint's": (
-            [*PRETRAIN, "--model.init_args.preset=base", f"--ckpt_path={pre}"], "has another architecture than this run"),
+            [*PRETRAIN, "--model.init_args.preset=base", f"--ckpt_path={pre}"],
+            "has another architecture than this run"),
         "pre-training checkpoint to a fine-tuning run": (
             [*finetune_args(), *encoder, f"--ckpt_path={pre}"], "is a pre-training checkpoint (PretrainModule), "
                                                                  "but this run is a fine-tuning run"),
@@ -273,8 +275,9 @@ def test_learning_rates_follow_the_policy_whatever_the_order(fragments, override
     args = ["fit", "--config", str(CONF / "finetune" / "demo_pitch.yaml")]
     for fragment in fragments:
         args += ["--config", str(CONF / "finetune" / "policy" / f"{fragment}.yaml")]
-    args += [f"--model.init_args.encoder.path={checkpoints['pretrain']}", f"--data.init_args.root={demo_root / 'nsynth'}",
-             f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=1", "--test_after_fit=false", *QUIET]
+    args += [f"--model.init_args.encoder.path={checkpoints['pretrain']}",
+             f"--data.init_args.root={demo_root / 'nsynth'}", f"--trainer.default_root_dir={tmp_path}",
+             "--trainer.max_steps=1", "--test_after_fit=false", *QUIET]
     cli = cli_main(args + ([override] if override else []))
     assert cli.trainer.global_step == 1
     groups = {group["name"]: group["lr"] for group in cli.trainer.optimizers[0].param_groups}
@@ -288,7 +291,8 @@ def test_errors_print_one_line_and_the_debug_flag_shows_the_traceback(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_W2V_DEBUG"}
     plain = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert plain.returncode == 2
-    assert [line for line in plain.stderr.splitlines() if line.strip()][-1].startswith("error: required value(s) not set: set --")
+    last = [line for line in plain.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("error: required value(s) not set: set --")
     assert "Traceback" not in plain.stderr
     debug = subprocess.run(args, capture_output=True, text=True, env={**env, "LIGHTNING_W2V_DEBUG": "1"}, cwd=tmp_path)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr

@@ -5,9 +5,8 @@ tests/test_download.py to make real archives in the official layouts.
 """
 from __future__ import annotations
 
-import os
-
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Sequence

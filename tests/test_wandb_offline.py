@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightning_w2v.cli import main as cli_main
 from lightning_w2v.callbacks import resolve_wandb_mode
+from lightning_w2v.cli import main as cli_main
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -54,7 +54,8 @@ def test_resume_continues_the_same_wandb_run(demo_root, tmp_path, monkeypatch):
     common = ["--config", str(CONF / "pretrain" / "demo.yaml"),
               f"--data.init_args.root={demo_root / 'musicnet'}", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
               f"--trainer.default_root_dir={run_dir}", "--trainer.logger=lightning_w2v.callbacks.WandbLogger",
-              "--trainer.logger.init_args.project=lightning-w2v-test", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+              "--trainer.logger.init_args.project=lightning-w2v-test",
+              f"--trainer.logger.init_args.save_dir={tmp_path}"]
     cli_main(["fit", *common, "--trainer.max_steps=2"])
     wandb.finish()
     first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["wandb_run_id"]

@@ -146,7 +146,8 @@ def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | 
     return summary
 
 
-def _middle_crops(musicnet_root: str | Path, fraction: float, seconds: float, seed: int) -> list[tuple[str, np.ndarray]]:
+def _middle_crops(musicnet_root: str | Path, fraction: float, seconds: float,
+                  seed: int) -> list[tuple[str, np.ndarray]]:
     """``seconds`` of 16 kHz audio from the middle of a seeded ``fraction`` of all recordings."""
     base = find_musicnet_dir(musicnet_root)
     recordings = list_recordings(base, "train") + list_recordings(base, "test")

@@ -109,7 +109,8 @@ def checkpoint_bytes(module: pl.LightningModule) -> int:
 class LightningW2VCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--test_after_fit", type=bool, default=False,
-                            help="After fit, evaluate the best checkpoint (by the checkpoint callback) on the test split.")
+                            help="After fit, evaluate the best checkpoint (by the checkpoint callback) "
+                                 "on the test split.")
         # Linear probes during pre-training, as a top-level `probe` section (--probe.notes /data):
         # LightningCLI adds the callback to every run; without notes it does nothing.
         parser.add_lightning_class_args(LinearProbe, "probe")

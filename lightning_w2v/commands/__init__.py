@@ -48,7 +48,8 @@ def _data(args: argparse.Namespace) -> int:
     if args.action == "verify":
         from ..data.verify import verify_main
 
-        return verify_main(args.dataset, args.root, expected_counts=dict(args.expect) if args.expect else None, check_audio=args.check_audio,
+        expected = dict(args.expect) if args.expect else None
+        return verify_main(args.dataset, args.root, expected_counts=expected, check_audio=args.check_audio,
                            sample_size=args.sample_size)
     if args.dataset != "musicnet":
         raise ConfigError("only MusicNet needs preparing (NSynth is read as distributed)")
@@ -142,7 +143,7 @@ def _bench(args: argparse.Namespace) -> int:
         preset=args.preset, device=args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
         crop_seconds=args.crop_seconds, batch_seconds=args.batch_seconds, precision=args.precision,
         compile=args.compile, compare_transformers=args.compare_transformers, loader=not args.no_loader,
-        seed=args.seed, share_steps=args.share_steps, peak_flops=args.peak_flops)
+        seed=args.seed, share_steps=args.share_steps, peak_flops=args.peak_flops, probe_notes=args.probe_notes)
     print(format_table(result), flush=True)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=2))
@@ -253,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         training.add_argument("cli_args", nargs=argparse.REMAINDER)
 
     demo = sub.add_parser("demo", help="the whole paper in miniature on synthetic data (CPU, a few minutes)")
-    demo.add_argument("--out", default="demo_out", help="output folder: new, empty, or a demo folder (default: demo_out)")
+    demo.add_argument("--out", default="demo_out",
+                      help="output folder: new, empty, or a demo folder (default: demo_out)")
     demo.add_argument("--quick", action="store_true", help="far fewer steps: a one-minute smoke test of the pipeline")
     demo.add_argument("--seed", type=int, default=0, help="seed of the data, the runs and the report (default: 0)")
     demo.set_defaults(func=_demo)
@@ -274,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--sample-size", type=int, default=200, help="verify: files per split in sample mode")
     data.add_argument("--expect", nargs="+", type=_split_count, default=None, metavar="SPLIT=N",
                       help="verify: expected counts, e.g. test=4096 (default: the official counts)")
-    data.add_argument("--cache-dir", default=None, help="prepare: where the 16 kHz cache goes (default: ROOT/cache_16k)")
+    data.add_argument("--cache-dir", default=None,
+                      help="prepare: where the 16 kHz cache goes (default: ROOT/cache_16k)")
     data.set_defaults(func=_data)
 
     analyze = sub.add_parser("analyze", help="the paper's analyses of checkpoints (codebooks, PWCCA)")
@@ -320,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compare-transformers", action="store_true",
                        help="also time transformers' Wav2Vec2ForPreTraining on the same batch")
     bench.add_argument("--no-loader", action="store_true", help="skip the data loader's real-time factor")
+    bench.add_argument("--probe-notes", type=int, default=0,
+                       help="also time a linear probe on this many notes per split (the default probe: ~420)")
     bench.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     bench.set_defaults(func=_bench)
 
@@ -362,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     efficiency = sub.add_parser("label-efficiency", help="test accuracy against k training notes per class")
     _add_probe_options(efficiency)
-    efficiency.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10], help="notes per class (default: 1 2 5 10)")
+    efficiency.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10],
+                            help="notes per class (default: 1 2 5 10)")
     efficiency.add_argument("--policies", nargs="+", default=["FE", "FT2"], choices=POLICIES,
                             help="fine-tuning policies (default: FE FT2)")
     efficiency.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds, each a run (default: 0)")

@@ -156,7 +156,7 @@ class AudioFolderDataModule(CachedAudioDataModule):
         root: str,
         include: list[str] | str | None = None,
         exclude: list[str] | str | None = None,
-        extensions: list[str] = list(DEFAULT_EXTENSIONS),
+        extensions: list[str] = list(DEFAULT_EXTENSIONS),  # noqa: B006 - LightningCLI reads it
         val_fraction: float = 0.05,
         cache_dir: str | None = None,
         max_sample_size: int = 250000,

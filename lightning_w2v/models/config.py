@@ -80,7 +80,8 @@ class Wav2Vec2Config:
         if not self.temperature_min <= self.temperature_max:
             problems.append("temperature_min must not exceed temperature_max")
         if problems:
-            raise ConfigError("invalid model settings (model.init_args.preset / model_overrides): " + "; ".join(problems))
+            raise ConfigError("invalid model settings (model.init_args.preset / model_overrides): "
+                              + "; ".join(problems))
 
     @property
     def conv_dim(self) -> int:

@@ -11,8 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..analysis.probes import (label_arrays, logmel_statistics, majority_accuracy, pooled_layer_features,
-                               probe_accuracy, probe_all, untrained_like)
+from ..analysis.probes import (
+    label_arrays,
+    logmel_statistics,
+    majority_accuracy,
+    pooled_layer_features,
+    probe_accuracy,
+    probe_all,
+    untrained_like,
+)
 from ..checkpoints.encoders import backbone_from_checkpoint
 from ..data.nsynth import probe_notes
 from ..files import atomic_write_csv, atomic_write_text, claim_folder

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..analysis.probes import pooled_layer_features, probe_all
 from ..models import Wav2Vec2Config, Wav2Vec2ForPretraining
 from ..models.config import SAMPLE_RATE
 from ..models.interop import config_to_huggingface
@@ -242,6 +243,28 @@ def _time_shares(model: Wav2Vec2ForPretraining, optimizer: torch.optim.Optimizer
     return {k: v / total for k, v in medians.items()}, optimizer_share
 
 
+# ----------------------------------------------------------------------------- linear probe
+def _probe_cost(backbone, notes: int, step_seconds: float, device: torch.device, seed: int) -> dict[str, Any]:
+    """Seconds of one linear probe on ``notes`` synthetic NSynth-length notes per split (embedding
+    both splits, then 2 tasks x every layer's regression), and its share of pre-training time."""
+    generator = torch.Generator().manual_seed(seed)
+    waves = 0.1 * torch.randn(2, notes, 64_000, generator=generator)  # (fit | eval, N, 4 s)
+    labels = [{"pitch": torch.randint(21, 109, (notes,), generator=generator),
+               "family": torch.randint(0, 11, (notes,), generator=generator)} for _ in range(2)]
+    sync = _sync_fn(device)
+    sync()
+    started = time.perf_counter()
+    features = [pooled_layer_features(backbone, waves[i], device=device) for i in range(2)]
+    sync()
+    embedded = time.perf_counter()
+    probe_all(features[0], features[1], labels[0], labels[1])
+    seconds = time.perf_counter() - started
+    return {"notes_per_split": notes, "seconds": seconds, "embedding_seconds": embedded - started,
+            "regression_seconds": seconds - (embedded - started),
+            "share_every_1000_steps": seconds / (seconds + 1000 * step_seconds),
+            "share_every_5000_steps": seconds / (seconds + 5000 * step_seconds)}
+
+
 # ----------------------------------------------------------------------------- data loader
 def loader_realtime_factor(crop_seconds: float, batch_size: int, seconds: float = 1.0, num_files: int = 8,
                            file_seconds: float | None = None, seed: int = 0) -> float:
@@ -332,6 +355,7 @@ def run_benchmark(
     seed: int = 0,
     share_steps: int | None = None,
     peak_flops: float | None = None,
+    probe_notes: int = 0,
 ) -> dict[str, Any]:
     """Benchmark pre-training steps; returns the result dict (see module docstring).
 
@@ -339,7 +363,9 @@ def run_benchmark(
     batch_size: crops per step; default ``batch_seconds // crop_seconds`` crops, where
         batch_seconds defaults to 87.5 s (fairseq BASE's 1.4M samples per GPU) on CUDA and
         2 crops on CPU. share_steps: instrumented steps for the time shares (default
-        min(steps, 5)). peak_flops: override the peak FLOP/s used for MFU.
+        min(steps, 5)). peak_flops: override the peak FLOP/s used for MFU. probe_notes: also
+        time one linear probe (:class:`~lightning_w2v.callbacks.LinearProbe`) on that many
+        4-second notes per split, and its share of pre-training at 1,000 and 5,000 steps apart.
     """
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
@@ -399,6 +425,7 @@ def run_benchmark(
                      "ratio": hf_median / ours_median, "ours_interleaved_step_time_s_median": ours_median,
                      "ratio_of_min_times": min(p[1] for p in pairs) / min(p[0] for p in pairs)}
         del hf_step
+    probe = _probe_cost(model.backbone, probe_notes, median, dev, seed) if probe_notes else None
     num_parameters = sum(p.numel() for p in model.parameters())
     model = forward = optimizer = None  # free the model's memory before the loader test
     if dev.type == "cuda":
@@ -422,6 +449,7 @@ def run_benchmark(
                               "logits, losses), forward and backward each timed with a device sync; shares "
                               "of the whole instrumented step; time_share_other is the AdamW step"),
         "loader_realtime_factor_per_worker": rtf,
+        "linear_probe": probe,
         "transformers": hf_result,
         "load_average_1m": [load_start, os.getloadavg()[0]],  # other processes' load, start / end
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -440,6 +468,8 @@ def format_table(result: dict[str, Any]) -> str:
     rows += [(f"share_{k}", v) for k, v in result["time_share"].items()]
     rows += [("share_other(AdamW)", result["time_share_other"]),
              ("loader_rtf_per_worker", result["loader_realtime_factor_per_worker"])]
+    if result.get("linear_probe"):
+        rows += [(f"probe_{k}", v) for k, v in result["linear_probe"].items()]
     if result["transformers"]:
         rows += [(f"transformers_{k}", v) for k, v in result["transformers"].items()]
     width = max(len(k) for k, _ in rows)

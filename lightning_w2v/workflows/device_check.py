@@ -70,9 +70,9 @@ def _fit_steps(work: Path, smoke: bool, accelerator: str) -> dict[str, Any]:
 
     def summary(cli) -> dict[str, Any]:
         metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+        finite = all(v == v and abs(v) != float("inf") for v in metrics.values())
         return {"global_step": cli.trainer.global_step, "precision": str(cli.trainer.precision),
-                "device": str(cli.model.device), "finite": all(v == v and abs(v) != float("inf") for v in metrics.values()),
-                "metrics": metrics}
+                "device": str(cli.model.device), "finite": finite, "metrics": metrics}
 
     return {"pretrain": summary(pretrain), "finetune": summary(finetune)}
 
