@@ -1,7 +1,8 @@
 """Figures for the analyses: co-occurrence heatmaps (Figs. 1-2), PWCCA per layer (Fig. 3),
 confusion matrices, bar charts and generic line plots.
 
-Every function writes a PNG (parent folders are created) and returns its path. Figures
+Every function writes a PNG and a vector PDF beside it (parent folders are created) and
+returns the PNG's path, in one style sized for a paper (:data:`STYLE`). Figures
 are built with the object-oriented ``matplotlib.figure.Figure`` API and rendered by Agg,
 so nothing is registered with pyplot (no leaked figures, no display needed). The Agg
 backend is also selected at import, but only when pyplot has not been imported yet, so
@@ -31,16 +32,28 @@ __all__ = [
 ]
 
 
+# One style for every figure: sized for a paper (3.5 in one column, 7 in two), 8-9 pt text,
+# a PNG at 200 dpi and a vector PDF beside it.
+SINGLE_COLUMN, DOUBLE_COLUMN = 3.5, 7.0  # inches
+STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+         "legend.fontsize": 7, "axes.spines.top": False, "axes.spines.right": False, "savefig.bbox": "tight"}
+VECTOR_FORMAT = "pdf"
+
+
 def _subplots(figsize: tuple[float, float]) -> tuple[Figure, "matplotlib.axes.Axes"]:
-    fig = Figure(figsize=figsize)
-    return fig, fig.add_subplot(1, 1, 1)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=figsize)
+        return fig, fig.add_subplot(1, 1, 1)
 
 
-def _save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+def _save(fig: Figure, path: str | Path, dpi: int = 200) -> Path:
+    """Write ``path`` (PNG) and the same figure as a vector PDF beside it; returns the PNG's path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(p, dpi=dpi, format="png")
+    with matplotlib.rc_context(STYLE):
+        fig.tight_layout()
+        fig.savefig(p, dpi=dpi, format="png")
+        fig.savefig(p.with_suffix(f".{VECTOR_FORMAT}"), format=VECTOR_FORMAT)
     return p
 
 
@@ -64,34 +77,35 @@ def plot_cooccurrence_heatmap(
     label_names: Sequence[str] | None,
     title: str,
     path: str | Path,
-    xlabel: str = "codeword (sorted by dominant label)",
+    xlabel: str = "codeword (sorted by its most frequent label)",
+    ylabel: str = "label",
+    colorbar_label: str = "P(label | codeword)",
     log_scale: bool = False,
 ) -> Path:
-    """Heatmap of a (codes, labels) co-occurrence matrix, codes on x and labels on y.
+    """Heatmap of a (codes, labels) co-occurrence matrix, codes on x and labels on y (Figs. 1-2).
 
     Sort/normalise beforehand (``codebooks.sort_for_display``, ``codebooks.normalise``).
-    ``log_scale`` plots log1p of the values, useful for raw counts.
+    ``log_scale`` plots log1p of the values, useful for raw counts. Two columns wide; the
+    height follows the number of labels so that every label stays readable.
     """
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim != 2:
         raise ValueError(f"matrix must be 2-D (codes, labels); got shape {m.shape}")
     data = np.log1p(np.clip(m, 0, None)) if log_scale else m
     n_codes, n_labels = m.shape
-    width = max(6.0, min(16.0, 0.02 * n_codes + 5))
-    height = max(3.0, min(14.0, 0.18 * n_labels + 1.5))
-    fig, ax = _subplots((width, height))
-    im = ax.imshow(data.T, aspect="auto", interpolation="nearest", cmap="viridis",
-                   origin="lower")
-    fig.colorbar(im, ax=ax, label="log(1 + value)" if log_scale else "value")
+    fig, ax = _subplots((DOUBLE_COLUMN, min(7.0, max(2.4, 0.11 * n_labels + 1.2))))
+    im = ax.imshow(data.T, aspect="auto", interpolation="nearest", cmap="viridis", origin="lower")
+    fig.colorbar(im, ax=ax, label=f"log(1 + {colorbar_label})" if log_scale else colorbar_label,
+                 fraction=0.035, pad=0.02)
     if label_names is not None:
         if len(label_names) != n_labels:
             raise ValueError(f"{len(label_names)} label names for {n_labels} label columns")
-        step = _tick_step(n_labels)
+        step = _tick_step(n_labels, max_ticks=50)
         idx = np.arange(0, n_labels, step)
         ax.set_yticks(idx)
-        ax.set_yticklabels([str(label_names[i]) for i in idx], fontsize=7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("label")
+        ax.set_yticklabels([str(label_names[i]) for i in idx], fontsize=6 if n_labels > 30 else 7)
+    ax.set_xlabel(f"{xlabel} ({n_codes} used)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     return _save(fig, path)
 
@@ -99,21 +113,22 @@ def plot_cooccurrence_heatmap(
 def plot_pwcca_curves(
     curves: Mapping[str, Sequence[float]],
     path: str | Path,
-    title: str = "PWCCA with the CNN output",
-    ylabel: str = "PWCCA",
+    title: str = "Similarity of each layer to the CNN output",
+    ylabel: str = "PWCCA with the CNN output",
 ) -> Path:
-    """One line per model of per-Transformer-layer similarity (Fig. 3).
+    """One line per model of per-Transformer-layer similarity (Fig. 3), on the full 0-1 scale.
 
     ``curves[name][i]`` is the value for layer i+1 (x axis: layers 1..L).
     """
-    fig, ax = _subplots((6.0, 4.0))
+    fig, ax = _subplots((SINGLE_COLUMN, 2.6))
     max_l = 1
     for name, vals in curves.items():
         v = np.asarray(vals, dtype=np.float64)
         layers = np.arange(1, v.size + 1)
         max_l = max(max_l, v.size)
-        ax.plot(layers, v, marker="o", label=str(name))
+        ax.plot(layers, v, marker="o", ms=3, label=str(name))
     ax.set_xticks(np.arange(1, max_l + 1))
+    ax.set_ylim(0.0, 1.0)  # PWCCA lies in [0, 1]: no auto-zoom onto a sliver of it
     return _finish_lines(fig, ax, "Transformer layer", ylabel, title, bool(curves), path)
 
 
@@ -123,41 +138,49 @@ def plot_confusion_matrix(
     path: str | Path,
     title: str = "Confusion matrix",
     normalise_rows: bool = True,
+    drop_absent: bool = True,
+    axis_label: str = "class",
 ) -> Path:
     """Confusion matrix (true classes on rows, predictions on columns).
 
-    With ``normalise_rows`` each row is divided by its count (per-class recall); rows
-    without examples stay 0. Cell values are annotated when there are <= 15 classes.
+    With ``normalise_rows`` each row is divided by its count (per-class recall). With
+    ``drop_absent`` a class that is neither in the data nor ever predicted (e.g. synth_lead
+    in NSynth's test split) is left out rather than shown as a row of zeros. Cell values are
+    annotated when there are <= 15 classes.
     """
     m = np.asarray(cm, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"cm must be square; got shape {m.shape}")
+    if class_names is not None and len(class_names) != m.shape[0]:
+        raise ValueError(f"{len(class_names)} class names for {m.shape[0]} classes")
+    names = list(class_names) if class_names is not None else [str(i) for i in range(m.shape[0])]
+    if drop_absent:
+        keep = np.flatnonzero(m.sum(axis=0) + m.sum(axis=1))
+        m, names = m[np.ix_(keep, keep)], [names[i] for i in keep]
     if normalise_rows:
         s = m.sum(axis=1, keepdims=True)
         m = np.divide(m, s, out=np.zeros_like(m), where=s > 0)
     k = m.shape[0]
-    size = max(4.0, min(16.0, 0.12 * k + 3))
-    fig, ax = _subplots((size + 1, size))
-    im = ax.imshow(m, interpolation="nearest", cmap="Blues")
-    fig.colorbar(im, ax=ax)
+    size = SINGLE_COLUMN if k <= 15 else DOUBLE_COLUMN
+    fig, ax = _subplots((size + 0.6, size))
+    im = ax.imshow(m, interpolation="nearest", cmap="Blues", vmin=0.0, vmax=1.0 if normalise_rows else None)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
+                 label="share of the true class" if normalise_rows else "notes")
     step = _tick_step(k)
     idx = np.arange(0, k, step)
     ax.set_xticks(idx)
     ax.set_yticks(idx)
-    if class_names is not None:
-        if len(class_names) != k:
-            raise ValueError(f"{len(class_names)} class names for {k} classes")
-        ax.set_xticklabels([str(class_names[i]) for i in idx], rotation=90, fontsize=7)
-        ax.set_yticklabels([str(class_names[i]) for i in idx], fontsize=7)
+    ax.set_xticklabels([names[i] for i in idx], rotation=90, fontsize=6 if k > 30 else 7)
+    ax.set_yticklabels([names[i] for i in idx], fontsize=6 if k > 30 else 7)
     if k <= 15:
         thresh = m.max() / 2 if m.size else 0
         for i in range(k):
             for j in range(k):
                 ax.text(j, i, f"{m[i, j]:.2f}" if normalise_rows else f"{m[i, j]:.0f}",
-                        ha="center", va="center", fontsize=7,
+                        ha="center", va="center", fontsize=5.5,
                         color="white" if m[i, j] > thresh else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel(f"predicted {axis_label}")
+    ax.set_ylabel(f"true {axis_label}")
     ax.set_title(title)
     return _save(fig, path)
 
@@ -173,7 +196,7 @@ def plot_bar(
     v = np.asarray(values, dtype=np.float64)
     if v.shape[0] != len(names):
         raise ValueError(f"{v.shape[0]} values for {len(names)} names")
-    fig, ax = _subplots((max(4.0, min(16.0, 0.4 * len(names) + 2)), 4.0))
+    fig, ax = _subplots((SINGLE_COLUMN if len(names) <= 8 else DOUBLE_COLUMN, 2.6))
     ax.bar(np.arange(v.size), v, color="tab:blue")
     ax.set_xticks(np.arange(v.size))
     ax.set_xticklabels([str(n) for n in names], rotation=45 if len(names) > 6 else 0,
@@ -193,7 +216,7 @@ def plot_xy(
     logx: bool = False,
 ) -> Path:
     """Generic line plot: one line per ``name -> (xs, ys)`` (e.g. accuracy per layer)."""
-    fig, ax = _subplots((6.0, 4.0))
+    fig, ax = _subplots((SINGLE_COLUMN, 2.6))
     for name, (xs, ys) in series.items():
         xa, ya = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
         if xa.shape != ya.shape:
@@ -209,7 +232,7 @@ def plot_grouped_bars(groups: Mapping[str, Mapping[str, float]], ylabel: str, pa
     """Bars per group (e.g. per label) and series (e.g. trained / untrained / shuffled)."""
     names = list(groups)
     series = list(dict.fromkeys(k for values in groups.values() for k in values))
-    fig, ax = _subplots((max(3.5, 1.4 * len(names) + 1.5), 3.0))
+    fig, ax = _subplots((SINGLE_COLUMN, 2.6))
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(names))
     for i, name in enumerate(series):
@@ -235,8 +258,9 @@ def plot_probe_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]
     """Linear-probe accuracy (best layer) against pre-training step, one panel per task, with the
     baselines (untrained encoder, log-mel statistics, majority class) as flat lines."""
     tasks = list(curves)
-    fig = Figure(figsize=(3.4 * len(tasks), 2.8))
-    axes = [fig.add_subplot(1, len(tasks), i + 1) for i in range(len(tasks))]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(DOUBLE_COLUMN, 2.6))
+        axes = [fig.add_subplot(1, len(tasks), i + 1) for i in range(len(tasks))]
     for ax, task in zip(axes, tasks):
         steps, accuracies = curves[task]
         ax.plot(steps, 100 * np.asarray(accuracies, dtype=float), marker="o", ms=3, label="pre-trained, best layer")

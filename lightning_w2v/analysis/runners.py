@@ -129,8 +129,11 @@ def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | 
         matrices[f"{kind}_labels"] = used_labels
         display, order = sort_for_display(normalise(counts, axis=1))  # P(label | code), used codes only
         matrices[f"{kind}_code_order"] = order
+        axis = "MIDI pitch" if kind == "pitch" else "instrument family"
         png = plot_cooccurrence_heatmap(display, [names[i] for i in used_labels],
-                                        f"P({kind} | codeword), {split} split", out / f"codebook_{kind}.png")
+                                        f"{axis} given the joint codeword, NSynth {split}",
+                                        out / f"codebook_{kind}.png", ylabel=axis,
+                                        colorbar_label=f"P({kind} | codeword)")
         images.append((kind, png))
     joint, untrained = _joint_scores(summary), summary["untrained"]["joint"]
     for score, name in (("nmi", "NMI"), ("purity", "purity")):

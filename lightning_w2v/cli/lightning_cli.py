@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
@@ -38,6 +37,7 @@ from ..errors import ConfigError, project_error, run_reporting_errors
 from ..files import check_writable, claim_folder
 from ..files.ownership import only_names
 from .configs import COMPOSE_KEY, expand_config_args
+from .terminal import LogLines, configure_threads, interactive, quiet_known_warnings
 
 log = logging.getLogger(__name__)
 MISSING = "???"
@@ -250,21 +250,24 @@ class LightningW2VCLI(LightningCLI):
         if ckpt is None and callback is not None:
             print("no best checkpoint (the run ended before its first validation): testing the final weights",
                   flush=True)
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt, verbose=False)
+        if self.trainer.is_global_zero and results:
+            shown = "  ".join(f"{k} {100 * v:.1f}%" if k != "test/loss" else f"{k} {v:.3f}"
+                              for k, v in sorted(results[0].items()))
+            print(f"test ({'best checkpoint' if ckpt else 'final weights'}): {shown}", flush=True)
 
 
 def main(args: Sequence[str] | None = None, run: bool = True) -> LightningW2VCLI:
     """Build (and by default run) the CLI; errors propagate (see :func:`cli_entry` for the command).
 
     ``args``: the command line without the program name; ``None`` reads ``sys.argv``. Named
-    configs and ``compose:`` fragments are expanded first (:mod:`.configs`). The arguments are
-    always handed over explicitly, so LightningCLI's warning about ``args`` next to a
-    non-empty ``sys.argv`` is silenced.
+    configs and ``compose:`` fragments are expanded first (:mod:`.configs`), and the known
+    harmless warnings are filtered (:mod:`.terminal`), among them LightningCLI's about
+    ``args`` next to a non-empty ``sys.argv``: the arguments are always handed over.
     """
     args = expand_config_args(sys.argv[1:] if args is None else args)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        return _build(args, run)
+    quiet_known_warnings()
+    return _build(args, run)
 
 
 def _build(args: Sequence[str] | None, run: bool) -> LightningW2VCLI:
@@ -275,6 +278,8 @@ def _build(args: Sequence[str] | None, run: bool) -> LightningW2VCLI:
         subclass_mode_data=True,
         save_config_callback=ConfigToLoggerCallback,
         save_config_kwargs={"overwrite": True},
+        # Progress bars on a terminal; in a log file, one line every 50 steps and per validation.
+        trainer_defaults={"enable_progress_bar": interactive(), "callbacks": [] if interactive() else [LogLines()]},
         parser_kwargs={"parser_mode": "omegaconf+"},  # ${...} resolved after all overrides
         args=None if args is None else list(args),
         run=run,
@@ -283,6 +288,7 @@ def _build(args: Sequence[str] | None, run: bool) -> LightningW2VCLI:
 
 def cli_entry(args: Sequence[str] | None = None) -> int:
     """The command-line face of :func:`main`: a user's error is one ``error:`` line and exit code 2."""
+    configure_threads()
     result = run_reporting_errors(lambda: main(args))
     return result if isinstance(result, int) else 0
 

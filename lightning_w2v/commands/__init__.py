@@ -11,12 +11,15 @@ start without loading torch and Lightning.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from .. import __version__
-from ..errors import ConfigError, run_reporting_errors
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: waiting threads sleep, not spin
+
+from .. import __version__  # noqa: E402
+from ..errors import ConfigError, run_reporting_errors  # noqa: E402
 
 TRAINING_SUBCOMMANDS = {
     "fit": "train (pre-training or fine-tuning) from YAML configs",
@@ -390,4 +393,8 @@ def _run(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; a user's error is one ``error:`` line and exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in ("-h", "--help", "--version"):
+        from ..cli.terminal import configure_threads  # loads torch: not for --help
+
+        configure_threads()
     return run_reporting_errors(lambda: _run(argv))

@@ -23,12 +23,10 @@ def report_test_results(module, confusion: torch.Tensor) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     module.write_test_summary(out_dir / "test_metrics.json")
     names = class_names(module.hparams.task)
-    matrix = confusion.numpy()
-    if module.hparams.task == "pitch":  # only the pitches that occur, or the plot is unreadable
-        used = np.flatnonzero(matrix.sum(0) + matrix.sum(1))
-        matrix, names = matrix[np.ix_(used, used)], [names[i] for i in used]
     title = f"{module.hparams.task} / {module.hparams.policy} / {module.encoder_spec.display_label}"
-    png = plot_confusion_matrix(matrix, names, out_dir / "confusion_matrix.png", title=title)
+    axis = "pitch" if module.hparams.task == "pitch" else "family"
+    png = plot_confusion_matrix(confusion.numpy(), names, out_dir / "confusion_matrix.png", title=title,
+                                axis_label=axis)  # classes absent from the test split are left out
     np.savetxt(out_dir / "confusion_matrix.csv", confusion.numpy().astype(int), fmt="%d", delimiter=",")
     log.info("test results written to %s", out_dir)
     log_image(module.logger, "test/confusion_matrix", png, caption=title)
