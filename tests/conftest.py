@@ -69,3 +69,42 @@ def tiny_pretrain_ckpt(tmp_path_factory) -> Path:
     path = out / "tiny.ckpt"
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> dict[str, Path]:
+    """The package as a user gets it: a wheel built from this tree and installed, not editable,
+    into a fresh environment (which borrows this one's torch and other dependencies), run from a
+    folder that is not the checkout. Returns its python, its console script and that folder."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    base = tmp_path_factory.mktemp("installed")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(base / "dist"), str(REPO)], check=True, capture_output=True)
+    wheel = next((base / "dist").glob("lightning_w2v-*.whl"))
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    # This environment's packages (torch, Lightning...) as a plain path: its own .pth files, the
+    # editable install of this checkout among them, are not processed there.
+    (Path(purelib) / "borrowed_test_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir()
+    return {"python": python, "command": venv / "bin" / "lightning-w2v", "cwd": elsewhere, "wheel": wheel}
+
+
+@pytest.fixture(scope="session")
+def installed_demo(installed) -> dict[str, object]:
+    """``lightning-w2v demo --quick`` of the installed package, from a folder outside the checkout."""
+    import subprocess
+
+    out = installed["cwd"] / "demo_out"
+    done = subprocess.run([str(installed["command"]), "demo", "--quick", "--out", str(out)], cwd=installed["cwd"],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "WANDB_MODE": "offline"})
+    return {"out": out, "returncode": done.returncode, "log": done.stdout + done.stderr}

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -18,14 +15,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def demo_out(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "out"
-    command = [sys.executable, "-m", "lightning_w2v", "demo", "--quick", "--out", str(out)]
-    done = subprocess.run(command, cwd=tmp_path_factory.getbasetemp(), capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "WANDB_MODE": "offline"})
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "Everything is under" in done.stdout  # ends by saying where the results are
-    return out
+def demo_out(installed_demo) -> Path:
+    """The quick demo of the installed package (``installed_demo`` in conftest.py)."""
+    assert installed_demo["returncode"] == 0, installed_demo["log"][-6000:]
+    assert "Everything is under" in installed_demo["log"]  # ends by saying where the results are
+    return installed_demo["out"]
 
 
 @pytest.mark.slow

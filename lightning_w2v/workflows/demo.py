@@ -15,6 +15,8 @@ import csv
 import time
 from pathlib import Path
 
+import torch
+
 from ..analysis import runners
 from ..analysis.plots import plot_probe_curves
 from ..analysis.results import aggregate, collect_runs, format_markdown, write_csv
@@ -46,6 +48,9 @@ DEMO_EPOCHS = {"FE": 60, "FT1": 3, "FT2": 4}  # FT1 back-propagates through the 
 # the report shows what the miniature's pre-training adds over a random encoder.
 RANDOM_BASELINE_POLICIES = ("FE",)
 DEMO_FOLDER_NAMES = ("data", "runs", "figures", "REPORT.md", "results.csv")  # what 0.1's demo wrote
+# Measured on an idle 2-core CPU (README, "Two commands"); a machine shared with one busy process
+# stays within twice that, since the threads follow the free cores (lightning_w2v.cli.terminal).
+EXPECTED_MINUTES = {"full": "5 minutes", "quick": "1 minute"}
 
 
 def _banner(step: str, started: float) -> None:
@@ -78,6 +83,9 @@ def finetune(out: Path, data: Path, encoder: Path | None, task: str, policy: str
 
 def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 0) -> dict:
     started = time.perf_counter()
+    expected = EXPECTED_MINUTES["quick" if quick else "full"]
+    print(f"lightning-w2v demo{' --quick' if quick else ''}: this should take about {expected} on a 2-core CPU "
+          f"({torch.get_num_threads()} torch thread(s) here)", flush=True)
     out = claim_folder(out_dir, "demo", adopt=only_names(DEMO_FOLDER_NAMES),
                        hint="pass a new or empty folder as --out").resolve()
     data = out / "data"
