@@ -36,3 +36,22 @@ def test_results_prints_table1_and_logs_a_wandb_table(tmp_path, monkeypatch, cap
     printed = capsys.readouterr().out
     assert "75.0 ± 7.1 (n=2)" in printed and "76.0" in printed  # ours next to the paper's FE pitch
     assert b"results/table1" in _offline_records(tmp_path)
+
+
+def test_every_subcommand_and_option_has_plain_help():
+    import argparse
+
+    from lightning_w2v.commands import TRAINING_SUBCOMMANDS, build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help for choice in subparsers._choices_actions}
+    for name, sub in subparsers.choices.items():
+        assert helps.get(name), f"{name} has no help"
+        if name in TRAINING_SUBCOMMANDS:
+            continue  # the LightningCLI's own options and help
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and "``" not in action.help, f"{name} {action.option_strings or action.dest}"
+    assert "``" not in parser.format_help()
