@@ -103,8 +103,8 @@ def summary() -> None:
             curves[(preset, variant, task)].append(mine)
         for r in _read(folder / "probe_baselines.csv"):
             baselines[(preset, r["baseline"], r["task"])].append(float(r["accuracy"]))
-    lines = ["| preset | objective | pitch, step 0 | pitch, end | family, step 0 | family, end | seeds |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| preset | objective | pitch, step 0 | pitch, end | family, step 0 | family, end | "
+             "end, each seed (pitch / family) |", "|---|---|---|---|---|---|---|"]
     for (preset, variant, task), seeds in sorted(curves.items()):
         if task != "pitch":
             continue
@@ -112,8 +112,9 @@ def summary() -> None:
         def cell(series, index):
             values = [100 * s[index][1] for s in series]
             return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+        each = ", ".join(f"{100 * p[-1][1]:.0f} / {100 * f[-1][1]:.0f}" for p, f in zip(seeds, fam))
         lines.append(f"| {preset} | {variant} | {cell(seeds, 0)} | {cell(seeds, -1)} | {cell(fam, 0)} | "
-                     f"{cell(fam, -1)} | {len(seeds)} |")
+                     f"{cell(fam, -1)} | {each} |")
     lines += ["", "| preset | baseline | pitch | family |", "|---|---|---|---|"]
     for (preset, baseline, task), values in sorted(baselines.items()):
         if task == "pitch":
