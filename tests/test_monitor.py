@@ -163,7 +163,7 @@ def test_healthy_demo_pretraining_is_silent(demo_root, tmp_path, recwarn):
                     "--trainer.max_steps=30", f"--trainer.default_root_dir={tmp_path / 'run'}",
                     "--data.init_args.max_batch_seconds=6.0",  # 2 crops of 3 s per batch: fast
                     "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=1",
-                    "--trainer.num_sanity_val_steps=0"])
+                    "--trainer.num_sanity_val_steps=0", "--probe.notes=null"])
     monitors = [c for c in cli.trainer.callbacks if isinstance(c, PretrainHealthMonitor)]
     assert len(monitors) == 1
     monitor = monitors[0]

@@ -22,7 +22,7 @@ from lightning_w2v.cli import main as cli_main
 from lightning_w2v.commands import main
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-PRETRAIN = ["--config", str(CONF / "pretrain" / "demo.yaml")]
+PRETRAIN = ["--config", str(CONF / "pretrain" / "demo.yaml"), "--probe.notes=null"]  # probes: test_probe.py
 QUIET = ["--trainer.enable_progress_bar=false"]
 
 

@@ -68,6 +68,7 @@ def pretrain_args(root: Path, cache: Path, run_dir: Path, max_steps: int, every:
         "--trainer.callbacks+=pytorch_lightning.callbacks.ModelCheckpoint",
         f"--trainer.callbacks.dirpath={run_dir / 'ckpt'}", f"--trainer.callbacks.every_n_train_steps={every}",
         "--trainer.callbacks.save_top_k=-1", "--trainer.callbacks.save_last=true",
+        "--probe.notes=null",  # the linear probes have their own tests (test_probe.py)
         *extra,
     ]
 

@@ -38,6 +38,7 @@ def test_streaming_pretraining_fast_dev_run(demo_root, tmp_path):
     cache = _cache(demo_root, tmp_path)
     shards = write_shards(cache, tmp_path / "shards", segment_seconds=6.0, samples_per_shard=20)
     cli = cli_main(["fit", "--config", str(CONF / "pretrain" / "demo.yaml"), "--trainer.fast_dev_run=2",
+                    "--probe.notes=null",
                     "--data=lightning_w2v.data.streaming.StreamingAudioDataModule",
                     f"--data.init_args.train_urls={[str(s) for s in shards]}",
                     f"--data.init_args.val_urls={[str(shards[0])]}",

@@ -30,7 +30,7 @@ def test_demo_fit_logs_metrics_and_config_offline(demo_root, tmp_path, monkeypat
             "--trainer.max_steps=3", "--trainer.log_every_n_steps=1", f"--trainer.default_root_dir={tmp_path / 'run'}",
             "--trainer.logger=lightning_w2v.callbacks.WandbLogger",
             "--trainer.logger.init_args.project=lightning-w2v-test",
-            f"--trainer.logger.init_args.save_dir={tmp_path}"]
+            f"--trainer.logger.init_args.save_dir={tmp_path}", "--probe.notes=null"]
     cli_main(args)
     wandb.finish()
     runs = list(tmp_path.glob("wandb/offline-run-*"))
@@ -55,7 +55,7 @@ def test_resume_continues_the_same_wandb_run(demo_root, tmp_path, monkeypatch):
               f"--data.init_args.root={demo_root / 'musicnet'}", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
               f"--trainer.default_root_dir={run_dir}", "--trainer.logger=lightning_w2v.callbacks.WandbLogger",
               "--trainer.logger.init_args.project=lightning-w2v-test",
-              f"--trainer.logger.init_args.save_dir={tmp_path}"]
+              f"--trainer.logger.init_args.save_dir={tmp_path}", "--probe.notes=null"]
     cli_main(["fit", *common, "--trainer.max_steps=2"])
     wandb.finish()
     first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["wandb_run_id"]

@@ -71,14 +71,44 @@ def load_encoder(spec: EncoderSpec, key: str = KEY) -> Wav2Vec2Backbone:
     return interop.backbone_from_fairseq(load_file(spec.path, key))
 
 
+# transformers model types whose every hidden state torchaudio's importer reproduces exactly
+# (tests/test_encoder_families.py). WavLM's relative position bias and data2vec-audio's layers are
+# not carried through this backbone yet: they are refused rather than loaded wrongly.
+SUPPORTED_HF_MODEL_TYPES = ("wav2vec2", "hubert")
+# Weights of pre-training or CTC heads that an encoder-only load leaves out on purpose
+HEAD_PREFIXES = ("quantizer.", "project_q.", "project_hid.", "lm_head.", "final_proj.", "label_embeddings_concat")
+
+
 def huggingface_model(path: str | Path, class_name: str = "Wav2Vec2Model"):
-    """A transformers model from a local directory (or a hub id, where a network exists)."""
+    """A transformers model from a local directory (or a hub id, where a network exists), loaded
+    strictly: a model type we do not reproduce exactly, or any weight of ``class_name`` that the
+    directory does not hold (it would be freshly initialised), is a :class:`CheckpointError`."""
     import transformers  # optional: only transformers sources need it
 
     try:
-        return getattr(transformers, class_name).from_pretrained(str(path))
+        model_type = transformers.AutoConfig.from_pretrained(str(path)).model_type
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{KEY}={path} is not a transformers model directory or hub id ({error})") from None
+    if model_type not in SUPPORTED_HF_MODEL_TYPES:
+        raise CheckpointError(f"{KEY}={path} is a transformers {model_type!r} model; this version loads "
+                              f"{' and '.join(SUPPORTED_HF_MODEL_TYPES)} models exactly and refuses others "
+                              "rather than give wrong features")
+    try:
+        model, info = getattr(transformers, class_name).from_pretrained(str(path), output_loading_info=True)
     except OSError as error:
         raise CheckpointError(f"{KEY}={path} is not a transformers model directory or hub id ({error})") from None
+    missing = sorted(info["missing_keys"])
+    if class_name == "Wav2Vec2ForPreTraining":  # a model without its pre-training head: the caller checks
+        missing = [k for k in missing if not k.startswith(HEAD_PREFIXES)]
+    unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith(HEAD_PREFIXES))
+    mismatched = sorted(str(k[0]) if isinstance(k, (tuple, list)) else str(k) for k in info.get("mismatched_keys", []))
+    if missing or unexpected or mismatched:
+        parts = [f"{label} {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
+                 if keys]
+        raise CheckpointError(f"{KEY}={path}: its weights do not load into {class_name} exactly "
+                              f"({'; '.join(parts)}); a checkpoint is used only when every weight loads")
+    return model
 
 
 def huggingface_has_quantizer(path: str | Path) -> bool:

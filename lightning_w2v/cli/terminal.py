@@ -1,16 +1,16 @@
 """What a run prints: progress bars only on a terminal, one line at a time in a log, no known noise.
 
 - :func:`interactive`: whether stdout is a terminal. Only then do the Trainers show progress
-  bars; in a log file (a cluster job, CI, ``> log.txt``) :class:`LogLines` prints one line
-  every ``every_n_steps`` training steps and one per validation instead.
+  bars; in a log file (a cluster job, CI, ``> log.txt``) :class:`LogLines` prints about ten
+  training lines per run, and validation lines as often at most, instead.
 - :func:`quiet_known_warnings`: drops, once, at the entry point, the messages that every run
   prints and that say nothing about it (a Lightning advertisement, a torch deprecation inside
   Lightning, Lightning's note on the frozen encoder that FE keeps in eval mode on purpose...).
 - :func:`configure_threads`: torch's intra-op threads default to every core. On a machine
   whose cores are busy with other work they then oversubscribe it and a run can be ten times
-  slower, so the threads are the cores left free by the current load (at least one), and
-  waiting threads sleep instead of spinning. ``LIGHTNING_W2V_THREADS`` or ``OMP_NUM_THREADS``
-  set the number explicitly.
+  slower, so the threads are the cores that other processes leave free (measured over a
+  quarter of a second, at least one), and waiting threads sleep instead of spinning.
+  ``LIGHTNING_W2V_THREADS`` or ``OMP_NUM_THREADS`` set the number explicitly.
 """
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import logging
 import math
 import os
 import sys
+import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -56,25 +58,63 @@ def quiet_known_warnings() -> None:
             logger.addFilter(_DropLines())
 
 
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from the first line of /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_cores_of_others(window_s: float = 0.25) -> float:
+    """Cores that other processes keep busy, measured over ``window_s`` seconds.
+
+    Not the load average: that one remembers this process's own last minute (a previous stage
+    of the same demo, the test session itself) and would count it as somebody else's load.
+    Falls back to the 1-minute load average where /proc/stat does not exist.
+    """
+    try:
+        busy0, total0 = _cpu_jiffies()
+        own0 = sum(os.times()[:2])
+        time.sleep(window_s)
+        busy1, total1 = _cpu_jiffies()
+        own1 = sum(os.times()[:2])
+    except OSError:
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+    cpus = os.cpu_count() or 1
+    wall_jiffies = (total1 - total0) / cpus  # jiffies of one CPU in the window
+    if wall_jiffies <= 0:
+        return 0.0
+    own_jiffies = (own1 - own0) * os.sysconf("SC_CLK_TCK")
+    return max(0.0, (busy1 - busy0 - own_jiffies) / wall_jiffies)
+
+
 def free_cores() -> int:
-    """Cores this process may use that the last minute's load leaves free (at least 1)."""
+    """Cores this process may use that other processes leave free (at least 1)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    try:
-        busy = math.floor(os.getloadavg()[0] + 0.5)
-    except OSError:
-        busy = 0
-    return max(1, cores - busy)
+    return max(1, cores - math.floor(busy_cores_of_others() + 0.5))
+
+
+_DEFAULT_THREADS: int | None = None  # torch's own default (all cores), before we changed it
 
 
 def configure_threads() -> int:
-    """Set torch's intra-op threads (see the module docstring); returns the number."""
+    """Set torch's intra-op threads (see the module docstring); returns the number.
+
+    Measured afresh on every call against torch's default, so a process that ran one stage on
+    a busy machine gets its threads back for the next stage once the machine is free."""
     import torch
 
+    global _DEFAULT_THREADS
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
     explicit = os.environ.get(THREADS_ENV) or os.environ.get("OMP_NUM_THREADS")
-    threads = int(explicit) if explicit and explicit.isdigit() else min(torch.get_num_threads(), free_cores())
+    threads = int(explicit) if explicit and explicit.isdigit() else min(_DEFAULT_THREADS, free_cores())
     torch.set_num_threads(max(1, threads))
     return torch.get_num_threads()
 
@@ -85,12 +125,14 @@ def prefer_sleeping_threads() -> None:
 
 
 class LogLines(pl.Callback):
-    """One line every ``every_n_steps`` training steps and one per validation, where there are no
-    progress bars (output to a file). A no-op when a progress bar is shown."""
+    """Where there are no progress bars (output to a file): about ``lines_per_run`` training lines
+    per run, and validation lines no closer together than those (the last one always), so a run
+    of any length prints a readable few dozen lines. A no-op when a progress bar is shown."""
 
-    def __init__(self, every_n_steps: int = 50, max_metrics: int = 5) -> None:
+    def __init__(self, lines_per_run: int = 10, min_every_n_steps: int = 50, max_metrics: int = 5) -> None:
         super().__init__()
-        self.every_n_steps, self.max_metrics = every_n_steps, max_metrics
+        self.lines_per_run, self.min_every_n_steps, self.max_metrics = lines_per_run, min_every_n_steps, max_metrics
+        self._every, self._total, self._last_validation_line = min_every_n_steps, "?", None
 
     def _active(self, trainer: pl.Trainer) -> bool:
         return trainer.is_global_zero and trainer.progress_bar_callback is None
@@ -102,14 +144,26 @@ class LogLines(pl.Callback):
                 values.append(f"{key} {float(value):.4g}")
         return "  ".join(values[: self.max_metrics])
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        total = trainer.estimated_stepping_batches  # max_steps, or epochs x batches; inf if unknown
+        finite = math.isfinite(total) and total > 0
+        self._total = int(total) if finite else "?"
+        self._every = max(self.min_every_n_steps, math.ceil(total / self.lines_per_run)) if finite \
+            else self.min_every_n_steps
+        self._last_validation_line = None
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         step = trainer.global_step
-        if self._active(trainer) and step % self.every_n_steps == 0 and step > 0:
-            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else "?"
-            print(f"step {step}/{total}  {self._line(trainer, 'train/')}", flush=True)
+        if self._active(trainer) and step % self._every == 0 and step > 0:
+            print(f"step {step}/{self._total}  {self._line(trainer, 'train/')}", flush=True)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._active(trainer) and not trainer.sanity_checking:
-            print(f"epoch {trainer.current_epoch} (step {trainer.global_step})  {self._line(trainer, 'val/')}",
-                  flush=True)
+        if not self._active(trainer) or trainer.sanity_checking:
+            return
+        step, last = trainer.global_step, self._last_validation_line
+        final = (isinstance(self._total, int) and step >= self._total) or (
+            trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs)
+        if last is None or step - last >= self._every or final or trainer.state.fn != "fit":
+            self._last_validation_line = step
+            print(f"epoch {trainer.current_epoch} (step {step})  {self._line(trainer, 'val/')}", flush=True)

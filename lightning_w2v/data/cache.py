@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -234,7 +235,11 @@ def build_cache(
 
     it = todo
     if progress and todo:
-        it = tqdm(todo, desc=f"caching {len(todo)} recordings at {sample_rate} Hz", unit="rec")
+        what = f"caching {len(todo)} recordings at {sample_rate} Hz"
+        if sys.stderr.isatty():
+            it = tqdm(todo, desc=what, unit="rec")
+        else:  # a log file: one line, not a bar redrawn with carriage returns
+            print(what, file=sys.stderr, flush=True)
     for rec_id, path in it:
         try:
             entries[rec_id] = _convert(rec_id, path, cache_dir, sample_rate)

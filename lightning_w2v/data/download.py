@@ -20,6 +20,7 @@ import os
 import posixpath
 import re
 import shutil
+import sys
 import tarfile
 import zlib
 from dataclasses import dataclass
@@ -179,7 +180,8 @@ def _stream(resp: requests.Response, part: Path, offset: int, digest: "hashlib._
     size = offset
     with open(part, "ab" if offset else "wb") as fh, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=part.name[: -len(".part")], disable=not progress, leave=False) as bar:
+            desc=part.name[: -len(".part")], disable=not (progress and sys.stderr.isatty()),
+            leave=False) as bar:
         try:
             for chunk in resp.raw.stream(CHUNK_SIZE, decode_content=False):
                 fh.write(chunk)
