@@ -25,6 +25,11 @@ from torch import Tensor
 from ..models.backbone import Wav2Vec2Backbone
 from ..models.config import SAMPLE_RATE
 
+# Updates between the probes of a pre-training run by default (LinearProbe): one probe of `tiny`
+# costs about 56 of its CPU steps (BENCHMARKS.md), so this keeps its share under 3%; a larger
+# model's steps cost more against the same regressions, so its share is smaller.
+DEFAULT_PROBE_INTERVAL = 2000
+
 CNN = "cnn"
 
 

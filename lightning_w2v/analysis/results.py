@@ -224,7 +224,7 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
     Columns: encoder, policy, task, n, seeds (";"-joined), paper_acc_pct, then
     ``<metric>_mean``, ``<metric>_std``, ``<metric>_n`` for every metric seen (fractions, rounded
-    to 4 decimals: a tenth of a percentage point).
+    to 4 decimals: a hundredth of a percentage point; the std is empty for a single run).
     """
     names = sorted({k for r in rows for k in r["metrics"]})
     header = ["encoder", "policy", "task", "n", "seeds", "paper_acc_pct"]
@@ -236,6 +236,9 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
                 ";".join(str(s) for s in r["seeds"]), "" if paper is None else paper]
         for k in names:
             m = r["metrics"].get(k)
-            line += ["", "", 0] if m is None else [round(m["mean"], 4), round(m["std"], 4), m["n"]]
+            if m is None:
+                line += ["", "", 0]
+            else:  # one run has no spread: its std is left empty, not 0
+                line += [round(m["mean"], 4), round(m["std"], 4) if m["n"] > 1 else "", m["n"]]
         lines.append(line)
     return atomic_write_csv(path, header, lines)

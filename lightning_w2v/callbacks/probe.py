@@ -34,7 +34,14 @@ from typing import Any, Sequence
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-from ..analysis.probes import as_rows, baseline_accuracies, label_arrays, pooled_layer_features, probe_all
+from ..analysis.probes import (
+    DEFAULT_PROBE_INTERVAL,
+    as_rows,
+    baseline_accuracies,
+    label_arrays,
+    pooled_layer_features,
+    probe_all,
+)
 from ..data.demo_modules import ensure_demo_nsynth
 from ..data.nsynth import probe_notes
 from ..files import atomic_write_csv
@@ -59,7 +66,7 @@ class LinearProbe(pl.Callback):
             (the demo configs), as the demo's data modules do.
     """
 
-    def __init__(self, notes: str | None = None, every_n_steps: int = 1000, per_class: int = 4,
+    def __init__(self, notes: str | None = None, every_n_steps: int = DEFAULT_PROBE_INTERVAL, per_class: int = 4,
                  fit_split: str = "train", eval_split: str = "valid", iterations: int = 100, batch_size: int = 16,
                  baselines: bool = True, seed: int = 0, demo_notes: bool = False) -> None:
         super().__init__()

@@ -150,6 +150,12 @@ def probe_notes(root: str | os.PathLike, split: str, per_class: int = 4,
     Returns the records and their audio, ``(N, 64000)`` float32. Used by linear probes, which
     need the same notes at every step of a run.
     """
+    chosen = probe_note_records(root, split, per_class, seed)
+    return chosen, torch.from_numpy(np.stack([read_note(r) for r in chosen]))
+
+
+def probe_note_records(root: str | os.PathLike, split: str, per_class: int = 4, seed: int = 0) -> list[dict[str, Any]]:
+    """The records :func:`probe_notes` reads, without reading their audio."""
     records = load_nsynth_split(root, split)
     if not records:
         raise NSynthError(f"NSynth {split} split under {root} holds no notes")
@@ -157,8 +163,7 @@ def probe_notes(root: str | os.PathLike, split: str, per_class: int = 4,
     family = np.array([r["instrument_family"] for r in records])
     keep = np.union1d(select_per_class(pitch, per_class, seed, f"probe-pitch-{split}"),
                       select_per_class(family, per_class, seed, f"probe-family-{split}"))
-    chosen = [records[i] for i in keep]
-    return chosen, torch.from_numpy(np.stack([read_note(r) for r in chosen]))
+    return [records[i] for i in keep]
 
 
 class _SkippedNote:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..analysis.probes import pooled_layer_features, probe_all
+from ..analysis.probes import DEFAULT_PROBE_INTERVAL, pooled_layer_features, probe_all
 from ..models import Wav2Vec2Config, Wav2Vec2ForPretraining
 from ..models.config import SAMPLE_RATE
 from ..models.interop import config_to_huggingface
@@ -261,7 +261,9 @@ def _probe_cost(backbone, notes: int, step_seconds: float, device: torch.device,
     seconds = time.perf_counter() - started
     return {"notes_per_split": notes, "seconds": seconds, "embedding_seconds": embedded - started,
             "regression_seconds": seconds - (embedded - started),
-            "share_every_1000_steps": seconds / (seconds + 1000 * step_seconds),
+            # its share of pre-training time at LinearProbe's default interval, and at 5000 steps
+            f"share_every_{DEFAULT_PROBE_INTERVAL}_steps":
+                seconds / (seconds + DEFAULT_PROBE_INTERVAL * step_seconds),
             "share_every_5000_steps": seconds / (seconds + 5000 * step_seconds)}
 
 

@@ -12,6 +12,7 @@ Every training run goes through the same LightningCLI and YAML files a user runs
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ..analysis.plots import plot_probe_curves
 from ..analysis.results import aggregate, collect_runs, format_markdown, write_csv
 from ..cli import main as cli_main
 from ..data.demo_modules import ensure_demo_musicnet, ensure_demo_nsynth
+from ..data.nsynth import probe_note_records
 from ..files import atomic_write_text, claim_folder
 from ..files.ownership import only_names
 from ..tasks.policies import get_policy
@@ -124,6 +126,7 @@ def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 
     table = format_markdown(rows)
     write_csv(rows, out / "results.csv")
     probes = _probe_figure(out / "runs" / "pretrain" / "probe", figures)
+    probes["num_notes"] = len(probe_note_records(data / "nsynth", "valid", per_class=1 if quick else 4))
     report = _report(out, table, codebooks, curves, probes, time.perf_counter() - started, quick)
     atomic_write_text(out / "REPORT.md", report)
     print("\n" + table)
@@ -157,15 +160,20 @@ def _probe_figure(folder: Path, figures: Path) -> dict:
     return {"curves": curves, "baselines": baselines}
 
 
-def _verdict(probes: dict) -> str:
-    """What the miniature shows, in plain words, from its own numbers."""
+def _verdict(probes: dict, num_notes: int) -> str:
+    """What the miniature shows, in plain words, from its own numbers: a change counts only when
+    it exceeds two standard errors of a difference of two accuracies on ``num_notes`` notes."""
     parts = []
     for task, (steps, accuracies) in probes["curves"].items():
         final, untrained = accuracies[-1], probes["baselines"]["untrained"][task]
         logmel = probes["baselines"]["logmel"][task]
-        change = "beats" if final > untrained + 0.02 else ("matches" if final >= untrained - 0.02 else "falls below")
+        middle = (final + untrained) / 2
+        noise = 2 * math.sqrt(2 * middle * (1 - middle) / max(1, num_notes))
+        change = ("beats" if final - untrained > noise else
+                  "falls below" if untrained - final > noise else "is within the noise of")
         parts.append(f"{task}: {100 * final:.1f}% after {steps[-1]} steps, which {change} the untrained encoder "
-                     f"({100 * untrained:.1f}%); log-mel statistics reach {100 * logmel:.1f}%")
+                     f"({100 * untrained:.1f}%; the noise on {num_notes} notes is ±{100 * noise:.0f} points); "
+                     f"log-mel statistics reach {100 * logmel:.1f}%")
     return "; ".join(parts) + "."
 
 
@@ -183,7 +191,7 @@ def _report(out: Path, table: str, codebooks: dict, curves: dict, probes: dict, 
         "",
         "Linear probes of the encoder during pre-training (fitted on train notes, scored on the "
         "valid split's other instruments), against the same probe of an untrained encoder, of "
-        "log-mel statistics, and the majority class: " + _verdict(probes),
+        "log-mel statistics, and the majority class: " + _verdict(probes, probes["num_notes"]),
         "",
         "![probe curves](figures/probe_curves.png)",
         "",
