@@ -11,7 +11,7 @@ import transformers
 from safetensors.torch import load_file, save_file
 
 from lightning_w2v.checkpoints.encoders import EncoderSpec, load_encoder
-from lightning_w2v.errors import CheckpointError
+from lightning_w2v.errors import CheckpointError, ConfigError
 
 SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
          "conv_dim": (32,) * 7, "conv_kernel": (10, 3, 3, 3, 3, 2, 2), "conv_stride": (5, 2, 2, 2, 2, 2, 2),
@@ -80,3 +80,8 @@ def test_a_checkpoint_with_a_missing_weight_is_refused_naming_it(tmp_path):
     save_file(weights, weights_file, metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match=f"missing {dropped}"):
         load_encoder(EncoderSpec(source="huggingface", path=path))
+
+
+def test_a_wavlm_torchaudio_bundle_is_refused_before_any_download():
+    with pytest.raises(ConfigError, match="WavLM"):
+        load_encoder(EncoderSpec(source="torchaudio", path="WAVLM_BASE"))

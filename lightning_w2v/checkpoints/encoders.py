@@ -131,6 +131,9 @@ def backbone_from_torchaudio_bundle(name: str) -> Wav2Vec2Backbone:
     if bundle is None or not hasattr(bundle, "get_model"):
         raise ConfigError(f"{KEY}={name!r}: torchaudio.pipelines has no wav2vec 2.0 bundle of that name "
                           "(try WAV2VEC2_BASE)")
+    if "encoder_num_buckets" in bundle._params:  # WavLM: its relative position bias is not carried yet
+        raise ConfigError(f"{KEY}={name!r} is a WavLM bundle; this version loads wav2vec 2.0 and HuBERT bundles "
+                          "exactly and refuses WavLM rather than give wrong features")
     return Wav2Vec2Backbone(interop.config_from_torchaudio(bundle._params), bundle.get_model())
 
 
