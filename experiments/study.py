@@ -33,6 +33,7 @@ VARIANTS = {
     "penalty0": {"feature_grad_mult": 0.1, "feature_penalty_weight": 0.0},   # transformers' loss
     "frozen_cnn": {"feature_grad_mult": 0.0},                                # the demo before this study
 }
+COLOURS = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))  # one per objective, every panel
 PLAN = {  # preset -> (steps, probe interval, variants)
     "tiny": (500, 100, ["fairseq", "penalty1", "penalty0", "frozen_cnn"]),
     "small": (2000, 250, ["fairseq", "penalty0", "frozen_cnn"]),
@@ -135,7 +136,7 @@ def summary() -> None:
                     continue
                 steps = [s for s, _ in series[0]]
                 accs = np.mean([[a for _, a in s] for s in series], axis=0)
-                ax.plot(steps, 100 * accs, marker="o", ms=3, label=variant)
+                ax.plot(steps, 100 * accs, marker="o", ms=3, label=variant, color=COLOURS[variant])
             for baseline, style in (("untrained", ":"), ("logmel", "--"), ("majority", "-.")):
                 values = baselines.get((preset, baseline, task))
                 if values:
@@ -145,8 +146,11 @@ def summary() -> None:
             ax.set_ylabel("probe accuracy, valid (%)", fontsize=8)
             ax.set_ylim(0, 100)
             ax.tick_params(labelsize=7)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    legend: dict = {}  # every variant and baseline drawn in any panel, once
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     for suffix in ("png", "pdf"):
         fig.savefig(OUT / f"probe_curves.{suffix}", dpi=200)
