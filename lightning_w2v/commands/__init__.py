@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole paper in miniature on synthetic data (CPU, a few minutes)")
     demo.add_argument("--out", default="demo_out",
                       help="output folder: new, empty, or a demo folder (default: demo_out)")
-    demo.add_argument("--quick", action="store_true", help="far fewer steps: a one-minute smoke test of the pipeline")
+    demo.add_argument("--quick", action="store_true", help="far fewer steps: a two-minute smoke test of the pipeline")
     demo.add_argument("--seed", type=int, default=0, help="seed of the data, the runs and the report (default: 0)")
     demo.set_defaults(func=_demo)
 
