@@ -1,79 +1,177 @@
-"""Encoders of other transformers families: loaded exactly (every hidden state), or refused by name.
+"""Encoders of the wav2vec 2.0 family, loaded exactly (every hidden state) or refused by name.
 
 Small random models are built locally from transformers configs (no download), saved with
-``save_pretrained`` and loaded through ``EncoderSpec(source="huggingface")``.
+``save_pretrained`` and loaded through ``EncoderSpec(source="huggingface")``. The reference is
+transformers itself, fed the way its own feature extractor prepares audio: resampled to the
+model's rate and normalised per clip where the checkpoint's ``preprocessor_config.json`` says so.
+Our side always gets the 16 kHz audio the data modules give.
 """
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
+import torchaudio
 import transformers
 from safetensors.torch import load_file, save_file
+from torchaudio.pipelines._wav2vec2 import utils as bundle_utils
 
-from lightning_w2v.checkpoints.encoders import EncoderSpec, load_encoder
+from lightning_w2v.checkpoints.encoders import EncoderSpec, load_encoder, torchaudio_bundle
 from lightning_w2v.errors import CheckpointError, ConfigError
+from lightning_w2v.models import interop
+from lightning_w2v.models.backbone import torchaudio_kwargs
 
 SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
          "conv_dim": (32,) * 7, "conv_kernel": (10, 3, 3, 3, 3, 2, 2), "conv_stride": (5, 2, 2, 2, 2, 2, 2),
          "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
+PRE_LN = {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}
 LENGTHS = (16001, 11007)  # an odd length, and a second row padded to it
+MERT_PREPROCESSOR = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
+                     "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True,
+                     "sampling_rate": 24000}
 
 
-def saved(model: torch.nn.Module, path) -> str:
-    model.save_pretrained(path)
-    return str(path)
+def _config(family: str, **extra):
+    if family == "Data2VecAudio":  # its num_conv_pos_embeddings counts convs (5 of kernel 19), not a width
+        extra = {"num_conv_pos_embeddings": 5, "conv_pos_kernel_size": 19, **extra}
+    return getattr(transformers, f"{family}Config")(**{**SMALL, **extra})
 
 
-def _batch() -> tuple[torch.Tensor, torch.Tensor]:
-    torch.manual_seed(1)
-    lengths = torch.tensor(LENGTHS)
-    waveforms = torch.randn(len(LENGTHS), max(LENGTHS))
-    waveforms[1, LENGTHS[1]:] = 0.0
-    return waveforms, lengths
-
-
-@pytest.mark.parametrize("stable_layer_norm", [False, True], ids=["post-LN, group norm", "pre-LN, layer norm"])
-@pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
-def test_hubert_matches_transformers_at_every_hidden_state(tmp_path, stable_layer_norm, padded):
+def _saved_model(family: str, path, **extra) -> tuple[torch.nn.Module, str]:
     torch.manual_seed(0)
-    config = transformers.HubertConfig(**SMALL, do_stable_layer_norm=stable_layer_norm,
-                                       feat_extract_norm="layer" if stable_layer_norm else "group")
-    reference = transformers.HubertModel(config).eval()
-    ours = load_encoder(EncoderSpec(source="huggingface", path=saved(reference, tmp_path / "hubert"))).eval()
-    waveforms, lengths = _batch()
-    if not padded:
-        waveforms, lengths = waveforms[:1], lengths[:1]
-    attention_mask = (torch.arange(waveforms.shape[1])[None, :] < lengths[:, None]).long()
+    model = getattr(transformers, f"{family}Model")(_config(family, **extra)).eval()
+    if family == "WavLM":  # a trained WavLM's position bias is large; at init it is ~0.02 and easy to lose
+        with torch.no_grad():
+            model.encoder.layers[0].attention.rel_attn_embed.weight.mul_(50.0)
+    model.save_pretrained(path)
+    return model, str(path)
+
+
+def _save_extractor(path, sampling_rate: int = 16000, do_normalize: bool = True) -> None:
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=sampling_rate, do_normalize=do_normalize,
+                                          return_attention_mask=True).save_pretrained(path)
+
+
+def _as_mert(path) -> None:
+    """Rewrite a saved HubertModel as MERT-v1 ships: custom-code config, 24 kHz, normalising, and
+    a pytorch_model.bin with the weight-norm names of older transformers."""
+    config = json.loads((path / "config.json").read_text())
+    config.update(model_type="mert_model", architectures=["MERTModel"], sample_rate=24000,
+                  auto_map={"AutoConfig": "configuration_MERT.MERTConfig", "AutoModel": "modeling_MERT.MERTModel"},
+                  feature_extractor_cqt=False, feature_extractor_cqt_bins=336, deepnorm=False, attention_relax=-1.0,
+                  feat_proj_layer_norm=True)
+    (path / "config.json").write_text(json.dumps(config))
+    weights = load_file(path / "model.safetensors")
+    renamed = {k.replace("parametrizations.weight.original0", "weight_g")
+                .replace("parametrizations.weight.original1", "weight_v"): v for k, v in weights.items()}
+    assert any(k.endswith("weight_g") for k in renamed)
+    torch.save(renamed, path / "pytorch_model.bin")
+    (path / "model.safetensors").unlink()
+    (path / "preprocessor_config.json").write_text(json.dumps(MERT_PREPROCESSOR))
+
+
+def _audio(padded: bool) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.standard_normal(n).astype(np.float32) * 0.3 for n in (LENGTHS if padded else LENGTHS[:1])]
+
+
+def _reference(model, clips: list[np.ndarray], sample_rate: int, do_normalize: bool):
+    """transformers' hidden states for clips at 16 kHz, prepared as its feature extractor prepares them."""
+    if sample_rate != 16000:
+        clips = [torchaudio.functional.resample(torch.from_numpy(c), 16000, sample_rate).numpy() for c in clips]
+    extractor = transformers.Wav2Vec2FeatureExtractor(sampling_rate=sample_rate, do_normalize=do_normalize,
+                                                      return_attention_mask=True)
+    inputs = extractor(clips, sampling_rate=sample_rate, padding=True, return_tensors="pt")
     with torch.no_grad():
-        output = reference(waveforms, attention_mask=attention_mask, output_hidden_states=True)
-        mine = ours(waveforms, lengths, output_hidden_states=True)
+        output = model(inputs.input_values, attention_mask=inputs.attention_mask, output_hidden_states=True)
+    lengths = torch.tensor([len(c) for c in clips])
     # The last hidden state of a pre-LN model is read after its final LayerNorm, i.e. it is
-    # last_hidden_state (as transformers 4 records it; transformers 5 records the layer's output
-    # before that LayerNorm).
-    theirs = (*output.hidden_states[:-1], output.last_hidden_state)
-    assert len(mine.hidden_states) == len(theirs) == config.num_hidden_layers + 1
-    frames = reference._get_feat_extract_output_lengths(lengths)
-    for index, (a, b) in enumerate(zip(mine.hidden_states, theirs)):
+    # last_hidden_state (transformers 5 records the last layer's output before that LayerNorm).
+    return (*output.hidden_states[:-1], output.last_hidden_state), model._get_feat_extract_output_lengths(lengths)
+
+
+def _ours(path: str, clips: list[np.ndarray]):
+    ours = load_encoder(EncoderSpec(source="huggingface", path=path)).eval()
+    waveforms = torch.zeros(len(clips), max(len(c) for c in clips))
+    for row, clip in enumerate(clips):
+        waveforms[row, :len(clip)] = torch.from_numpy(clip)
+    lengths = torch.tensor([len(c) for c in clips])
+    with torch.no_grad():
+        return ours, ours(waveforms, lengths, output_hidden_states=True).hidden_states
+
+
+def _assert_hidden_states_match(mine, theirs, frames: torch.Tensor) -> None:
+    assert len(mine) == len(theirs)
+    for index, (a, b) in enumerate(zip(mine, theirs)):
+        assert a.shape[1] == b.shape[1], f"hidden state {index}: {a.shape[1]} frames vs {b.shape[1]}"
         for row, valid in enumerate(frames.tolist()):  # padded frames carry no meaning in either
             torch.testing.assert_close(a[row, :valid], b[row, :valid], atol=1e-4, rtol=1e-4,
                                        msg=lambda m, i=index: f"hidden state {i}: {m}")
 
 
-@pytest.mark.parametrize("family", ["WavLM", "Data2VecAudio"])
-def test_families_not_reproduced_exactly_are_refused_by_name(tmp_path, family):
-    """WavLM (relative position bias) and data2vec-audio used to load silently into wrong or NaN
-    features; they are refused until the backbone reproduces them."""
-    torch.manual_seed(0)
-    config = getattr(transformers, f"{family}Config")(**SMALL)
-    path = saved(getattr(transformers, f"{family}Model")(config), tmp_path / family)
-    with pytest.raises(CheckpointError, match=config.model_type):
+FAMILIES = {  # id: (transformers family, config extras, preprocessor (sampling_rate, do_normalize) or None)
+    "hubert post-LN": ("Hubert", {}, None),
+    "hubert pre-LN, normalising": ("Hubert", PRE_LN, (16000, True)),
+    "wavlm post-LN": ("WavLM", {}, None),
+    "wavlm pre-LN, normalising": ("WavLM", PRE_LN, (16000, True)),
+    "data2vec-audio": ("Data2VecAudio", {}, None),
+    "wav2vec2 pre-LN, normalising (large-lv60 style)": ("Wav2Vec2", PRE_LN, (16000, True)),
+}
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
+@pytest.mark.parametrize("case", list(FAMILIES))
+def test_every_family_matches_transformers_at_every_hidden_state(tmp_path, case, padded):
+    family, extra, preprocessor = FAMILIES[case]
+    reference, path = _saved_model(family, tmp_path / "model", **extra)
+    if preprocessor:
+        _save_extractor(tmp_path / "model", *preprocessor)
+    clips = _audio(padded)
+    theirs, frames = _reference(reference, clips, 16000, bool(preprocessor and preprocessor[1]))
+    ours, mine = _ours(path, clips)
+    assert ours.config.normalize_waveform == bool(preprocessor and preprocessor[1])
+    assert len(mine) == reference.config.num_hidden_layers + 1
+    _assert_hidden_states_match(mine, theirs, frames)
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
+def test_a_mert_checkpoint_loads_without_its_code_and_matches_hubert_at_24_khz(tmp_path, padded):
+    reference, path = _saved_model("Hubert", tmp_path / "MERT-v1-small")
+    _as_mert(tmp_path / "MERT-v1-small")
+    clips = _audio(padded)
+    theirs, frames = _reference(reference, clips, 24000, do_normalize=True)
+    ours, mine = _ours(path, clips)
+    assert (ours.config.sample_rate, ours.config.normalize_waveform) == (24000, True)
+    assert ours.config.num_frames(LENGTHS[0]) == frames[0]  # 16 kHz samples -> 24 kHz frames
+    _assert_hidden_states_match(mine, theirs, frames)
+
+
+@pytest.mark.parametrize("setting", ["feature_extractor_cqt", "deepnorm"])
+def test_mert_settings_that_change_the_computation_are_refused_by_name(tmp_path, setting):
+    _, path = _saved_model("Hubert", tmp_path / "mert")
+    _as_mert(tmp_path / "mert")
+    config = json.loads((tmp_path / "mert" / "config.json").read_text())
+    config[setting] = True
+    (tmp_path / "mert" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"{setting}=True"):
+        load_encoder(EncoderSpec(source="huggingface", path=path))
+
+
+def test_a_mert_weight_that_does_not_map_is_refused_naming_it(tmp_path):
+    _, path = _saved_model("Hubert", tmp_path / "mert")
+    _as_mert(tmp_path / "mert")
+    weights = torch.load(tmp_path / "mert" / "pytorch_model.bin")
+    weights["encoder.layers.0.attention.relax_scale"] = torch.ones(4)
+    torch.save(weights, tmp_path / "mert" / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="unexpected encoder.layers.0.attention.relax_scale"):
         load_encoder(EncoderSpec(source="huggingface", path=path))
 
 
 def test_a_checkpoint_with_a_missing_weight_is_refused_naming_it(tmp_path):
-    torch.manual_seed(0)
-    path = saved(transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**SMALL)), tmp_path / "w2v2")
-    weights_file = tmp_path / "w2v2" / "model.safetensors"
+    _, path = _saved_model("WavLM", tmp_path / "wavlm")
+    weights_file = tmp_path / "wavlm" / "model.safetensors"
     weights = load_file(weights_file)
     dropped = "encoder.layers.1.attention.k_proj.weight"
     del weights[dropped]
@@ -82,6 +180,53 @@ def test_a_checkpoint_with_a_missing_weight_is_refused_naming_it(tmp_path):
         load_encoder(EncoderSpec(source="huggingface", path=path))
 
 
-def test_a_wavlm_torchaudio_bundle_is_refused_before_any_download():
-    with pytest.raises(ConfigError, match="WavLM"):
-        load_encoder(EncoderSpec(source="torchaudio", path="WAVLM_BASE"))
+def test_an_unsupported_family_is_refused_by_name(tmp_path):
+    torch.manual_seed(0)
+    transformers.UniSpeechSatModel(transformers.UniSpeechSatConfig(**SMALL)).save_pretrained(tmp_path / "u")
+    with pytest.raises(CheckpointError, match="'unispeech-sat'"):
+        load_encoder(EncoderSpec(source="huggingface", path=str(tmp_path / "u")))
+
+
+# torchaudio bundles: the architecture of each is read from its _params; a random model of the
+# same structure (shrunk, no download) is compared with torchaudio's own forward.
+BUNDLES = ["HUBERT_BASE", "HUBERT_LARGE", "HUBERT_XLARGE", "WAVLM_BASE", "WAVLM_BASE_PLUS", "WAVLM_LARGE",
+           "WAV2VEC2_XLSR53", "WAV2VEC2_XLSR_300M", "WAV2VEC2_XLSR_1B", "WAV2VEC2_XLSR_2B", "WAV2VEC2_LARGE_LV60K"]
+SHRUNK = {"extractor_conv_layer_config": [(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2,
+          "encoder_embed_dim": 64, "encoder_num_layers": 2, "encoder_num_heads": 4, "encoder_ff_interm_features": 128,
+          "encoder_pos_conv_kernel": 16, "encoder_pos_conv_groups": 4}
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_torchaudio_bundle_architecture_and_input_convention(name):
+    bundle = torchaudio_bundle(name)
+    backbone_config = interop.config_from_torchaudio(bundle._params, bundle.sample_rate, bundle._normalize_waveform)
+    kwargs = torchaudio_kwargs(backbone_config)
+    expected = {k: v for k, v in bundle._params.items() if k in kwargs and "dropout" not in k}
+    assert {k: kwargs[k] for k in expected} == {k: (list(map(tuple, v)) if k == "extractor_conv_layer_config" else v)
+                                                for k, v in expected.items()}
+    assert (backbone_config.family == "wavlm") == name.startswith("WAVLM")
+    assert backbone_config.normalize_waveform == bundle._normalize_waveform
+
+
+@pytest.mark.parametrize("name", ["HUBERT_BASE", "HUBERT_LARGE", "WAVLM_BASE_PLUS", "WAVLM_LARGE", "WAV2VEC2_XLSR_300M"])
+def test_a_bundles_structure_matches_torchaudios_forward(name):
+    bundle = torchaudio_bundle(name)
+    params = {**bundle._params, **SHRUNK}
+    torch.manual_seed(0)
+    model = bundle_utils._get_model(bundle._model_type, params)
+    if bundle._normalize_waveform:
+        model = bundle_utils._extend_model(model, normalize_waveform=True)
+    model.eval()
+    ours = interop.backbone_from_torchaudio(model, params, bundle.sample_rate, bundle._normalize_waveform).eval()
+    waveform = torch.randn(1, 16001) * 0.3 + 0.1
+    with torch.no_grad():
+        layers, _ = model.extract_features(waveform)  # each layer's output, before any final LayerNorm
+        final, _ = model(waveform)
+        mine = ours(waveform, output_hidden_states=True).hidden_states[1:]
+    for index, (a, b) in enumerate(zip(mine, [*layers[:-1], final])):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=lambda m, i=index: f"layer {i + 1}: {m}")
+
+
+def test_an_unknown_torchaudio_bundle_is_refused_before_any_download():
+    with pytest.raises(ConfigError, match="HUBERT_BASE"):
+        load_encoder(EncoderSpec(source="torchaudio", path="HUBERT_TINY"))

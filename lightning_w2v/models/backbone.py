@@ -4,7 +4,9 @@
 any torchaudio / transformers / fairseq checkpoint loads into it through torchaudio's
 importers. It re-implements only the thin forward glue, to add what pre-training and
 probing need: a hook to mask the projected features, layerdrop without a host sync, and
-every layer's output.
+every layer's output. The same glue runs HuBERT and MERT (wav2vec 2.0's encoder), WavLM
+(torchaudio's ``wavlm_model``, its position bias carried from layer to layer) and
+data2vec-audio (its stacked positional convs in place of wav2vec 2.0's one).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import Tensor, nn
 from torchaudio.models.wav2vec2 import components
 
 from .config import Wav2Vec2Config
+from .families import StackedPositionalEmbedding, to_model_input
 
 
 class GradMultiply(torch.autograd.Function):
@@ -61,8 +64,15 @@ def torchaudio_kwargs(config: Wav2Vec2Config) -> dict:
 
 
 def build_torchaudio_model(config: Wav2Vec2Config) -> torchaudio.models.Wav2Vec2Model:
-    """torchaudio's ``wav2vec2_model`` with this config (no CTC head)."""
-    return torchaudio.models.wav2vec2_model(**torchaudio_kwargs(config), aux_num_out=None)
+    """torchaudio's ``wav2vec2_model`` (``wavlm_model`` for WavLM) with this config, no CTC head."""
+    if config.family == "wavlm":
+        return torchaudio.models.wavlm_model(**torchaudio_kwargs(config), encoder_num_buckets=config.num_buckets,
+                                             encoder_max_distance=config.max_distance, aux_num_out=None)
+    model = torchaudio.models.wav2vec2_model(**torchaudio_kwargs(config), aux_num_out=None)
+    if config.family == "data2vec_audio":
+        model.encoder.transformer.pos_conv_embed = StackedPositionalEmbedding(
+            config.embed_dim, config.pos_conv_kernel, config.pos_conv_groups, config.pos_conv_layers)
+    return model
 
 
 @torch.no_grad()
@@ -113,8 +123,14 @@ class Wav2Vec2Backbone(nn.Module):
         """Whether any CNN weight takes a gradient (False under a frozen-CNN fine-tuning policy)."""
         return any(p.requires_grad for p in self.feature_extractor.parameters())
 
+    def prepare_input(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """16 kHz audio (B, S), as every data module gives it -> this checkpoint's own input
+        convention (config.sample_rate, config.normalize_waveform); unchanged for our models."""
+        return to_model_input(waveforms, lengths, self.config.sample_rate, self.config.normalize_waveform)
+
     def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """(B, S) audio -> (B, T, C) CNN features and (B,) frame lengths (None if unpadded)."""
+        """(B, S) 16 kHz audio -> (B, T, C) CNN features and (B,) frame lengths (None if unpadded)."""
+        waveforms, lengths = self.prepare_input(waveforms, lengths)
         mult = self.config.feature_grad_mult
         if (self.training and mult == 0.0) or not self.cnn_trains:
             with torch.no_grad():  # no gradient can reach the CNN: do not record its graph
@@ -156,18 +172,21 @@ class Wav2Vec2Backbone(nn.Module):
         is layer i's output.
         """
         transformer = self.encoder.transformer
+        wavlm = self.config.family == "wavlm"
         attention_mask = None
         if padding_mask is not None:
             x = x.masked_fill(padding_mask[..., None], 0.0)
             batch, frames = padding_mask.shape
-            attention_mask = -10000.0 * padding_mask[:, None, None, :].to(x.dtype)  # (B, 1, 1, T)
-            attention_mask = attention_mask.expand(batch, 1, frames, frames)
+            if not wavlm:  # WavLM's attention takes the (B, T) mask as key_padding_mask instead
+                attention_mask = -10000.0 * padding_mask[:, None, None, :].to(x.dtype)  # (B, 1, 1, T)
+                attention_mask = attention_mask.expand(batch, 1, frames, frames)
         x = transformer._preprocess(x)
+        position_bias = self._position_bias(x) if wavlm else None
         hidden_states = [x] if output_hidden_states else None
         run = self._layers_to_run(layerdrop and not output_hidden_states)
         for layer, keep in zip(transformer.layers, run):
             if keep:
-                x, _ = layer(x, attention_mask)
+                x, _ = layer(x, attention_mask, position_bias=position_bias, key_padding_mask=padding_mask)
             if hidden_states is not None:
                 hidden_states.append(x)
         if not transformer.layer_norm_first:  # pre-LN models normalise at the end
@@ -176,13 +195,24 @@ class Wav2Vec2Backbone(nn.Module):
                 hidden_states[-1] = x
         return EncoderOutput(last_hidden_state=x, hidden_states=hidden_states, padding_mask=padding_mask)
 
+    def _position_bias(self, x: Tensor) -> Tensor:
+        """WavLM's relative position bias (B, H, T, T), from the first layer's bucket embedding.
+
+        Computed once before the layer loop and handed to every layer (each gates it with its
+        own query), as WavLM does; computing it here rather than inside layer 1 keeps it when
+        layerdrop skips that layer.
+        """
+        batch, frames, _ = x.shape
+        bias = self.encoder.transformer.layers[0].attention.compute_bias(frames, frames)  # (H, T, T)
+        return bias.unsqueeze(0).repeat(batch, 1, 1, 1)
+
     def forward(
         self,
         waveforms: Tensor,
         lengths: Tensor | None = None,
         output_hidden_states: bool = False,
     ) -> EncoderOutput:
-        """Audio (B, S) -> contextual representations (B, T, E), no masking."""
+        """16 kHz audio (B, S) -> contextual representations (B, T, E), no masking."""
         features, frame_lengths = self.extract_features(waveforms, lengths)
         x = self.project(self.normalize_features(features))
         padding_mask = padding_mask_from_lengths(frame_lengths, x.shape[1])

@@ -5,12 +5,16 @@ paper used unchanged on MusicNet (see REFERENCE.md section 2).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
 
 SAMPLE_RATE = 16_000  # Hz: what wav2vec 2.0 (and NSynth) runs at; every 16 kHz in the package is this one
+# Transformer variants the backbone reproduces: wav2vec 2.0 (also HuBERT and MERT, which share its
+# encoder), WavLM (gated relative position bias) and data2vec-audio (a stack of positional convs).
+FAMILIES = ("wav2vec2", "wavlm", "data2vec_audio")
 ConvLayer = tuple[int, int, int]  # (out_channels, kernel, stride)
 
 BASE_CONV_LAYERS: list[ConvLayer] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
@@ -32,6 +36,10 @@ class Wav2Vec2Config:
     layer_norm_first: bool = False  # post-LN, as BASE
     pos_conv_kernel: int = 128
     pos_conv_groups: int = 16
+    family: str = "wav2vec2"  # one of FAMILIES
+    pos_conv_layers: int = 1  # data2vec-audio: 5 convs of kernel 19, each with a LayerNorm and GELU
+    num_buckets: int = 320  # WavLM: relative-position buckets ...
+    max_distance: int = 800  # ... and the distance beyond which they share one bucket
     dropout: float = 0.1
     attention_dropout: float = 0.1
     activation_dropout: float = 0.0
@@ -59,6 +67,10 @@ class Wav2Vec2Config:
     diversity_loss_weight: float = 0.1
     feature_penalty_weight: float = 10.0
 
+    # --- input convention of the checkpoint (the data are always 16 kHz; see Wav2Vec2Backbone.prepare_input) ---
+    sample_rate: int = SAMPLE_RATE  # the rate the model was trained at (MERT: 24 kHz); audio is resampled to it
+    normalize_waveform: bool = False  # zero mean, unit variance per clip (large-lv60, XLS-R, MERT, ...)
+
     def __post_init__(self) -> None:
         self.conv_layers = [tuple(int(v) for v in layer) for layer in self.conv_layers]  # type: ignore[misc]
         problems = []
@@ -77,6 +89,12 @@ class Wav2Vec2Config:
             problems.append(f"num_negatives={self.num_negatives} must be >= 1")
         if self.extractor_mode not in ("group_norm", "layer_norm"):
             problems.append(f"extractor_mode={self.extractor_mode!r} must be 'group_norm' or 'layer_norm'")
+        if self.family not in FAMILIES:
+            problems.append(f"family={self.family!r} must be one of {', '.join(FAMILIES)}")
+        if self.pos_conv_layers != 1 and self.family != "data2vec_audio":
+            problems.append(f"pos_conv_layers={self.pos_conv_layers} applies to family='data2vec_audio' only")
+        if self.sample_rate <= 0:
+            problems.append(f"sample_rate={self.sample_rate} must be positive")
         if not self.temperature_min <= self.temperature_max:
             problems.append("temperature_min must not exceed temperature_max")
         if problems:
@@ -95,9 +113,16 @@ class Wav2Vec2Config:
             total *= stride
         return total
 
+    def input_samples(self, num_samples: int) -> int:
+        """Samples the CNN sees for ``num_samples`` of 16 kHz audio (resampled first where the
+        model runs at another rate; the length torchaudio's resampler gives)."""
+        if self.sample_rate == SAMPLE_RATE:
+            return num_samples
+        return math.ceil(num_samples * self.sample_rate / SAMPLE_RATE)
+
     def num_frames(self, num_samples: int) -> int:
-        """Frames the CNN produces for ``num_samples`` input samples."""
-        length = num_samples
+        """Frames the CNN produces for ``num_samples`` of 16 kHz audio."""
+        length = self.input_samples(num_samples)
         for _, kernel, stride in self.conv_layers:
             length = (length - kernel) // stride + 1
         return max(length, 0)
@@ -185,7 +210,8 @@ PRESETS = {"base": base_config, "small": small_config, "tiny": tiny_config}
 # one of them cannot share weights.
 ARCHITECTURE_FIELDS = (
     "conv_layers", "extractor_mode", "conv_bias", "embed_dim", "num_layers", "num_heads", "ffn_dim",
-    "layer_norm_first", "pos_conv_kernel", "pos_conv_groups", "num_codevector_groups",
+    "layer_norm_first", "pos_conv_kernel", "pos_conv_groups", "family", "pos_conv_layers", "num_buckets",
+    "max_distance", "num_codevector_groups",
     "num_codevectors_per_group", "codevector_dim", "final_dim",
 )
 

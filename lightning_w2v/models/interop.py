@@ -41,13 +41,29 @@ HF_FIELDS = {
 HF_DEFAULTS = {"feat_quantizer_dropout": 0.0}  # missing from some transformers configs
 
 
-def config_from_huggingface(hf_config: Any) -> Wav2Vec2Config:
-    """transformers ``Wav2Vec2Config`` -> ours (architecture and objective)."""
+# transformers model type -> our Transformer family (HuBERT and MERT share wav2vec 2.0's encoder)
+HF_FAMILIES = {"wav2vec2": "wav2vec2", "hubert": "wav2vec2", "wavlm": "wavlm", "data2vec-audio": "data2vec_audio"}
+
+
+def config_from_huggingface(hf_config: Any, sample_rate: int = 16_000, normalize_waveform: bool = False
+                            ) -> Wav2Vec2Config:
+    """transformers ``Wav2Vec2Config`` / ``HubertConfig`` / ``WavLMConfig`` / ``Data2VecAudioConfig`` -> ours
+    (architecture and objective). The input convention comes from the feature extractor's config."""
     values = {ours: getattr(hf_config, theirs, HF_DEFAULTS.get(theirs)) for ours, theirs in HF_FIELDS.items()}
+    values = {ours: value for ours, value in values.items() if value is not None}  # e.g. HuBERT has no quantizer
+    family = HF_FAMILIES.get(hf_config.model_type, "wav2vec2")
+    extras: dict[str, Any] = {}
+    if family == "wavlm":
+        extras = {"num_buckets": hf_config.num_buckets, "max_distance": hf_config.max_bucket_distance}
+    elif family == "data2vec_audio":  # layer-normed CNN, post-LN Transformer, stacked positional convs
+        values.update(layer_norm_first=False, pos_conv_kernel=hf_config.conv_pos_kernel_size)
+        extras = {"pos_conv_layers": hf_config.num_conv_pos_embeddings}
+    norm = getattr(hf_config, "feat_extract_norm", "layer")
     return Wav2Vec2Config(
         conv_layers=list(zip(hf_config.conv_dim, hf_config.conv_kernel, hf_config.conv_stride)),
-        extractor_mode="group_norm" if hf_config.feat_extract_norm == "group" else "layer_norm",
-        **values,
+        extractor_mode="group_norm" if norm == "group" else "layer_norm",
+        family=family, sample_rate=int(sample_rate), normalize_waveform=bool(normalize_waveform),
+        **values, **extras,
     )
 
 
@@ -68,16 +84,34 @@ def config_to_huggingface(config: Wav2Vec2Config):
     )
 
 
-def backbone_from_huggingface(hf_model: nn.Module) -> Wav2Vec2Backbone:
-    """A transformers ``Wav2Vec2Model`` / ``Wav2Vec2ForPreTraining`` (in memory) -> backbone."""
+def backbone_from_huggingface(hf_model: nn.Module, sample_rate: int = 16_000,
+                              normalize_waveform: bool = False) -> Wav2Vec2Backbone:
+    """A transformers ``Wav2Vec2Model`` / ``HubertModel`` / ``WavLMModel`` / ``Data2VecAudioModel`` or
+    ``Wav2Vec2ForPreTraining`` (in memory) -> backbone, every weight loaded strictly."""
     encoder = getattr(hf_model, "wav2vec2", hf_model)  # the pre-training model wraps the encoder
-    config = config_from_huggingface(hf_model.config)
+    config = config_from_huggingface(hf_model.config, sample_rate, normalize_waveform)
+    if config.family == "data2vec_audio":  # torchaudio has no importer for it; the keys are wav2vec 2.0's
+        return Wav2Vec2Backbone(config, _import_data2vec_audio(encoder, config))
     return Wav2Vec2Backbone(config, import_huggingface_model(encoder))
 
 
-def from_huggingface_pretraining(hf_model: nn.Module) -> Wav2Vec2ForPretraining:
+def _import_data2vec_audio(hf_model: nn.Module, config: Wav2Vec2Config) -> nn.Module:
+    """transformers ``Data2VecAudioModel`` -> torchaudio modules (CNN, projection, Transformer), strict.
+
+    Its CNN is wav2vec 2.0's layer-normed one, its layers are post-LN wav2vec 2.0 layers and
+    its positional convs are :class:`StackedPositionalEmbedding`, all with the same weight names.
+    """
+    model = build_torchaudio_model(config)
+    model.feature_extractor.load_state_dict(hf_model.feature_extractor.state_dict())
+    model.encoder.feature_projection.load_state_dict(hf_model.feature_projection.state_dict())
+    model.encoder.transformer.load_state_dict(hf_model.encoder.state_dict())
+    return model
+
+
+def from_huggingface_pretraining(hf_model: nn.Module, sample_rate: int = 16_000,
+                                 normalize_waveform: bool = False) -> Wav2Vec2ForPretraining:
     """transformers ``Wav2Vec2ForPreTraining`` (in memory) -> our ``Wav2Vec2ForPretraining`` (all weights)."""
-    backbone = backbone_from_huggingface(hf_model.wav2vec2)
+    backbone = backbone_from_huggingface(hf_model.wav2vec2, sample_rate, normalize_waveform)
     model = Wav2Vec2ForPretraining(backbone.config, backbone=backbone)
     with torch.no_grad():
         model.mask_emb.copy_(hf_model.wav2vec2.masked_spec_embed)
@@ -88,9 +122,15 @@ def from_huggingface_pretraining(hf_model: nn.Module) -> Wav2Vec2ForPretraining:
     return model
 
 
-def config_from_torchaudio(params: dict[str, Any]) -> Wav2Vec2Config:
+def config_from_torchaudio(params: dict[str, Any], sample_rate: int = 16_000,
+                           normalize_waveform: bool = False) -> Wav2Vec2Config:
     """The architecture of a torchaudio pipeline bundle (its ``_params``) as our config."""
+    wavlm = {"family": "wavlm", "num_buckets": params["encoder_num_buckets"],
+             "max_distance": params["encoder_max_distance"]} if "encoder_num_buckets" in params else {}
     return Wav2Vec2Config(
+        sample_rate=int(sample_rate),
+        normalize_waveform=bool(normalize_waveform),
+        **wavlm,
         conv_layers=params["extractor_conv_layer_config"],
         extractor_mode=params["extractor_mode"],
         conv_bias=params["extractor_conv_bias"],
@@ -103,6 +143,14 @@ def config_from_torchaudio(params: dict[str, Any]) -> Wav2Vec2Config:
         pos_conv_groups=params["encoder_pos_conv_groups"],
         layerdrop=params["encoder_layer_drop"],
     )
+
+
+def backbone_from_torchaudio(model: nn.Module, params: dict[str, Any], sample_rate: int = 16_000,
+                             normalize_waveform: bool = False) -> Wav2Vec2Backbone:
+    """A torchaudio ``Wav2Vec2Model`` (a bundle's ``get_model()``, maybe wrapped to normalise the
+    waveform) and the bundle's ``_params`` -> backbone; the normalisation moves into the config."""
+    model = getattr(model, "model", model)  # torchaudio wraps normalising bundles in _Wav2Vec2Model
+    return Wav2Vec2Backbone(config_from_torchaudio(params, sample_rate, normalize_waveform), model)
 
 
 def backbone_from_fairseq(state: dict, config: Wav2Vec2Config | None = None) -> Wav2Vec2Backbone:
@@ -130,7 +178,9 @@ def config_from_fairseq(state: dict) -> Wav2Vec2Config:
         model_cfg = vars(state["args"])
     if model_cfg is None:
         raise CheckpointError("fairseq checkpoint has neither cfg.model nor args: cannot read its architecture")
-    get = (lambda k, d: model_cfg.get(k, d)) if isinstance(model_cfg, dict) else (lambda k, d: getattr(model_cfg, k, d))
+    get = _getter(model_cfg)
+    task_cfg = (cfg.get("task") if isinstance(cfg, dict) else getattr(cfg, "task", None)) or model_cfg
+    task = _getter(task_cfg)  # the input convention: fairseq's task.normalize and task.sample_rate
     conv_layers = _conv_layers(get("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"))
     return Wav2Vec2Config(
         conv_layers=conv_layers,
@@ -147,7 +197,16 @@ def config_from_fairseq(state: dict) -> Wav2Vec2Config:
         num_codevectors_per_group=get("latent_vars", 320),
         codevector_dim=get("latent_dim", 0) or get("final_dim", 256),
         final_dim=get("final_dim", 256),
+        sample_rate=int(task("sample_rate", 16_000)),
+        normalize_waveform=bool(task("normalize", False)),
     )
+
+
+def _getter(settings: Any):
+    """``get(key, default)`` over a fairseq settings dict or namespace."""
+    if isinstance(settings, dict):
+        return settings.get
+    return lambda key, default: getattr(settings, key, default)
 
 
 def _conv_layers(text: str) -> list[tuple[int, int, int]]:
