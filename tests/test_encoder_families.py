@@ -208,7 +208,8 @@ def test_torchaudio_bundle_architecture_and_input_convention(name):
     assert backbone_config.normalize_waveform == bundle._normalize_waveform
 
 
-@pytest.mark.parametrize("name", ["HUBERT_BASE", "HUBERT_LARGE", "WAVLM_BASE_PLUS", "WAVLM_LARGE", "WAV2VEC2_XLSR_300M"])
+@pytest.mark.parametrize("name", ["HUBERT_BASE", "HUBERT_LARGE", "WAVLM_BASE_PLUS", "WAVLM_LARGE",
+                                  "WAV2VEC2_XLSR_300M"])
 def test_a_bundles_structure_matches_torchaudios_forward(name):
     bundle = torchaudio_bundle(name)
     params = {**bundle._params, **SHRUNK}

@@ -158,9 +158,11 @@ def mert_as_hubert(path: str | Path, values: dict):
                               f"computation does not have; only MERT checkpoints with "
                               f"{', '.join(f'{k}={v}' for k, v in unsupported.items())} load exactly")
     folder = _local_folder(path)
+    # attention_relax acts only in MERT's DeepNorm layers (refused above): HuBERT's attention otherwise
     skip = {"model_type", "architectures", "auto_map", "transformers_version", *unsupported, "attention_relax"}
     config = transformers.HubertConfig(**{k: v for k, v in values.items() if k not in skip})
-    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") or p.name.endswith(".index.json"))
+    weights = sorted(file for file in folder.iterdir()
+                     if file.suffix in (".safetensors", ".bin") or file.name.endswith(".index.json"))
     if not weights:
         raise CheckpointError(f"{KEY}={path} holds no weight file (model.safetensors or pytorch_model.bin)")
     with tempfile.TemporaryDirectory(prefix="lightning-w2v-mert-") as staged:
