@@ -2,7 +2,7 @@
 
     from lightning_w2v import hear
     model = hear.load_model("runs/pretrain/musicnet_base/checkpoints/last.ckpt")
-    emb, ts = hear.get_timestamp_embeddings(audio, model)   # audio: (n, samples) at 16 kHz
+    emb, ts = hear.get_timestamp_embeddings(audio, model)   # audio: (n, samples) at model.sample_rate
     scene = hear.get_scene_embeddings(audio, model)
 
 Choices (the validator leaves them to the model):
@@ -30,8 +30,14 @@ Choices (the validator leaves them to the model):
   (attention memory grows with the square of the length).
 - **Short audio.** Inputs shorter than one receptive field (400 samples) are zero-padded
   at the end to 400 samples, giving one frame at 12.5 ms.
-- Audio is used as is (no normalisation), as in pre-training. Embeddings are float32 on
-  the device of the model; no gradients are tracked.
+- **Sample rate.** ``model.sample_rate`` is the encoder's own: 16 kHz for ours and most
+  others, 24 kHz for MERT (HEAR resamples to it). The numbers above are for 16 kHz; at
+  another rate the hop and receptive field are the same counts of *its* samples, and
+  timestamps are in ms of that rate.
+- Audio is used as is, as in pre-training, unless the checkpoint normalises its input
+  (``do_normalize``; large-lv60, XLS-R, MERT): then each sound is normalised to zero mean
+  and unit variance, as its feature extractor does. Embeddings are float32 on the device
+  of the model; no gradients are tracked.
 """
 from __future__ import annotations
 
@@ -43,15 +49,13 @@ from torch import Tensor, nn
 
 from .checkpoints.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
 from .models.backbone import Wav2Vec2Backbone
-from .models.config import SAMPLE_RATE, tiny_config
+from .models.config import tiny_config
 
 LayerSpec = int | str
 
 
 class HearWav2Vec2(nn.Module):
     """A wav2vec 2.0 encoder with the attributes HEAR requires (eval mode, inference only)."""
-
-    sample_rate = SAMPLE_RATE
 
     def __init__(
         self,
@@ -65,6 +69,7 @@ class HearWav2Vec2(nn.Module):
         super().__init__()
         self.backbone = backbone.eval()
         config = backbone.config
+        self.sample_rate = config.sample_rate  # HEAR gives audio at this rate
         num_layers = backbone.num_layers
         if isinstance(layer, str) and layer.lstrip("-").isdigit():
             layer = int(layer)
@@ -88,14 +93,14 @@ class HearWav2Vec2(nn.Module):
         self.layer = layer
         self.scene_embedding_size = size
         self.timestamp_embedding_size = size
-        self.hop_samples = config.downsampling  # 320: 20 ms
+        self.hop_samples = config.downsampling  # 320: 20 ms at 16 kHz
         self.receptive_field = self._receptive_field(config.conv_layers)  # 400: 25 ms
         self.chunk_seconds = chunk_seconds
         self.context_seconds = context_seconds
         self.max_windows_per_forward = max_windows_per_forward
         if chunk_seconds is not None:
-            window = self.frames_for(round(chunk_seconds * SAMPLE_RATE))
-            context = round(context_seconds * SAMPLE_RATE / self.hop_samples)
+            window = self.frames_for(round(chunk_seconds * self.sample_rate))
+            context = round(context_seconds * self.sample_rate / self.hop_samples)
             if window - 2 * context < 1:
                 raise ValueError("chunk_seconds must exceed 2 * context_seconds by at least one frame")
 
@@ -108,12 +113,12 @@ class HearWav2Vec2(nn.Module):
         return field
 
     def frames_for(self, num_samples: int) -> int:
-        return self.backbone.config.num_frames(max(num_samples, self.receptive_field))
+        return self.backbone.config.num_frames(max(num_samples, self.receptive_field), self.sample_rate)
 
     def timestamps(self, num_frames: int, device=None) -> Tensor:
-        """(T,) frame centres in milliseconds: ``(hop * t + receptive_field / 2) / 16``."""
+        """(T,) frame centres in milliseconds: ``(hop * t + receptive_field / 2) / 16`` at 16 kHz."""
         t = torch.arange(num_frames, device=device, dtype=torch.float64)
-        centres = (t * self.hop_samples + self.receptive_field / 2.0) * (1000.0 / SAMPLE_RATE)
+        centres = (t * self.hop_samples + self.receptive_field / 2.0) * (1000.0 / self.sample_rate)
         return centres.to(torch.float32)
 
     # ----------------------------------------------------------------------- encoding
@@ -127,12 +132,12 @@ class HearWav2Vec2(nn.Module):
 
     def encode(self, audio: Tensor) -> Tensor:
         """(B, S) equal-length audio -> (B, T, D) embeddings, the whole input at once."""
-        out = self.backbone(audio, output_hidden_states=True)
+        out = self.backbone(audio, output_hidden_states=True, sample_rate=self.sample_rate)
         return self._select(out.hidden_states)
 
     def _windows(self, num_frames: int) -> tuple[list[int], int]:
-        window = self.frames_for(round(self.chunk_seconds * SAMPLE_RATE))
-        context = round(self.context_seconds * SAMPLE_RATE / self.hop_samples)
+        window = self.frames_for(round(self.chunk_seconds * self.sample_rate))
+        context = round(self.context_seconds * self.sample_rate / self.hop_samples)
         hop = window - 2 * context
         starts = list(range(0, num_frames - window, hop))
         starts.append(num_frames - window)  # the last window ends with the audio
@@ -147,7 +152,7 @@ class HearWav2Vec2(nn.Module):
         if audio.shape[1] < self.receptive_field:
             audio = nn.functional.pad(audio, (0, self.receptive_field - audio.shape[1]))
         num_frames = self.frames_for(audio.shape[1])
-        if self.chunk_seconds is None or num_frames <= self.frames_for(round(self.chunk_seconds * SAMPLE_RATE)):
+        if self.chunk_seconds is None or num_frames <= self.frames_for(round(self.chunk_seconds * self.sample_rate)):
             return self.encode(audio)
 
         starts, window = self._windows(num_frames)
@@ -189,7 +194,8 @@ def load_model(
     """HEAR ``load_model``: our encoder with ``sample_rate`` and embedding sizes.
 
     ``model_file_path``: one of our pre-training (or fine-tuning) checkpoints, a
-    transformers model directory, or ``""`` for an untrained tiny model (tests only).
+    transformers model directory of any family the encoder loads (wav2vec 2.0, HuBERT,
+    WavLM, data2vec-audio, MERT), or ``""`` for an untrained tiny model (tests only).
     ``preset`` checks the checkpoint's architecture (see ``backbone_from_checkpoint``).
     ``layer``, ``layer_weights``, ``chunk_seconds``, ``context_seconds``: see the module
     docstring.
@@ -213,7 +219,7 @@ def _check(audio: Tensor, model: nn.Module) -> None:
     if not isinstance(model, HearWav2Vec2):
         raise TypeError("model must come from lightning_w2v.hear.load_model")
     if not torch.is_tensor(audio) or audio.ndim != 2:
-        raise ValueError("audio must be a (n_sounds, n_samples) tensor at 16 kHz")
+        raise ValueError("audio must be a (n_sounds, n_samples) tensor at model.sample_rate")
 
 
 def get_timestamp_embeddings(audio: Tensor, model: nn.Module) -> tuple[Tensor, Tensor]:

@@ -231,3 +231,96 @@ def test_a_bundles_structure_matches_torchaudios_forward(name):
 def test_an_unknown_torchaudio_bundle_is_refused_before_any_download():
     with pytest.raises(ConfigError, match="HUBERT_BASE"):
         load_encoder(EncoderSpec(source="torchaudio", path="HUBERT_TINY"))
+
+
+# --- everything downstream of the encoder, with every family ------------------------------------
+ZOO = ("hubert", "wavlm", "data2vec-audio", "MERT-v1-small")
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> dict[str, str]:
+    """A small random saved model per family, named as a user's folders would be."""
+    root = tmp_path_factory.mktemp("zoo")
+    families = {"hubert": "Hubert", "wavlm": "WavLM", "data2vec-audio": "Data2VecAudio", "MERT-v1-small": "Hubert"}
+    paths = {name: _saved_model(family, root / name)[1] for name, family in families.items()}
+    _as_mert(root / "MERT-v1-small")
+    return paths
+
+
+def test_hear_gives_a_24_khz_model_its_own_rate_and_its_exact_features(zoo):
+    from lightning_w2v import hear
+
+    model = hear.load_model(zoo["MERT-v1-small"])
+    assert model.sample_rate == 24000
+    reference = transformers.HubertModel.from_pretrained(_hubert_view(zoo["MERT-v1-small"])).eval()
+    audio = torch.randn(2, 48000) * 0.3  # 2 s at the model's own rate, as HEAR hands it over
+    embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
+    inputs = transformers.Wav2Vec2FeatureExtractor(**MERT_PREPROCESSOR)(list(audio.numpy()), sampling_rate=24000,
+                                                                         return_tensors="pt")
+    with torch.no_grad():
+        expected = reference(inputs.input_values).last_hidden_state
+    torch.testing.assert_close(embeddings, expected, atol=1e-4, rtol=1e-4)
+    assert timestamps[0, 0].item() == pytest.approx(200 / 24)  # centre of the first 400-sample window
+    assert torch.diff(timestamps[0]).mean().item() == pytest.approx(320 / 24, rel=1e-5)
+
+
+def _hubert_view(mert_path: str) -> str:
+    """A HubertModel folder holding the MERT folder's weights (for the reference side only)."""
+    from pathlib import Path
+
+    folder = Path(mert_path).parent / "hubert-view"
+    if not folder.exists():
+        folder.mkdir()
+        config = json.loads((Path(mert_path) / "config.json").read_text())
+        transformers.HubertConfig(**{k: v for k, v in config.items() if k != "model_type"}).save_pretrained(folder)
+        (folder / "pytorch_model.bin").symlink_to(Path(mert_path) / "pytorch_model.bin")
+    return str(folder)
+
+
+@pytest.mark.parametrize("name", ["wavlm", "data2vec-audio", "MERT-v1-small"])
+def test_a_bf16_fit_step_trains_every_family_end_to_end(zoo, name, tmp_path):
+    """FT1 (everything trains) under bf16-mixed autocast: the position bias, the positional convs
+    and the 24 kHz resampling all take part, and the loss stays finite."""
+    import pytorch_lightning as pl
+
+    from lightning_w2v.tasks.finetune import FinetuneModule
+
+    module = FinetuneModule(EncoderSpec(source="huggingface", path=zoo[name]), task="instrument", policy="FT1",
+                            results_dir=str(tmp_path))
+    before = {k: v.clone() for k, v in module.encoder.state_dict().items()}
+    data = [{"waveforms": torch.randn(16000) * 0.3, "labels": torch.tensor(i % 11)} for i in range(4)]
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", precision="bf16-mixed", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, loader)
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    changed = [k for k, v in module.encoder.state_dict().items() if not torch.equal(v, before[k])]
+    assert any("feature_extractor" in k for k in changed) and any("transformer.layers.1" in k for k in changed)
+    if name == "wavlm":
+        assert any("rel_attn_embed" in k for k in changed)
+
+
+def test_fe_fit_and_test_with_every_family_and_a_results_table_by_model(zoo, demo_root, tmp_path, capsys):
+    from lightning_w2v.cli import main as cli_main
+    from lightning_w2v.cli.configs import conf_root
+    from lightning_w2v.commands import main as commands_main
+
+    conf = conf_root()
+    runs = []
+    for name in ZOO:
+        run = tmp_path / "runs" / name
+        cli = cli_main(["fit", "--config", str(conf / "finetune" / "demo_instrument.yaml"),
+                        "--config", str(conf / "finetune" / "policy" / "fe.yaml"),
+                        "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.fast_dev_run=1",
+                        f"--data.init_args.root={demo_root / 'nsynth'}", "--data.init_args.num_workers=0",
+                        "--data.init_args.batch_size=4", "--model.init_args.encoder.source=huggingface",
+                        f"--model.init_args.encoder.path={zoo[name]}", f"--trainer.default_root_dir={run}"])
+        assert cli.trainer.state.finished
+        summary = json.loads((run / "test_metrics.json").read_text())  # test_after_fit ran the test split
+        assert summary["encoder"] == name and 0.0 <= summary["metrics"]["test/acc"] <= 1.0
+        runs.append(str(run))
+    capsys.readouterr()
+    assert commands_main(["results", *runs]) == 0
+    table = capsys.readouterr().out
+    for name in ZOO:
+        assert f"| {name} FE |" in table  # a row per model, under its own name

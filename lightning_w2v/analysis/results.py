@@ -3,7 +3,7 @@
 A fine-tuning run writes ``test_metrics.json``::
 
     {"task": "pitch" | "instrument", "policy": "FE" | "FT1" | "FT2",
-     "encoder": "music" | "speech" | "random" | ..., "seed": 0,
+     "encoder": "music" | "speech" | "random" | <the model's label>, "seed": 0,
      "metrics": {"test/acc": 0.76, "test/acc_top5": ..., "test/f1_macro": ...,
                  "test/chroma_acc": ... (pitch only)}}
 
@@ -123,6 +123,12 @@ def collect_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     return runs
 
 
+def model_name(encoder: str) -> str:
+    """A row's model: the paper's ``w2v2 music`` / ``w2v2 speech`` / ``w2v2 random``, else the
+    encoder's own label (e.g. ``MERT-v1-95M``, ``hubert_base``)."""
+    return f"w2v2 {encoder}" if encoder in ENCODER_ORDER else encoder
+
+
 def _order_key(encoder: str, policy: str) -> tuple:
     e = ENCODER_ORDER.index(encoder) if encoder in ENCODER_ORDER else len(ENCODER_ORDER)
     p = POLICY_ORDER.index(policy) if policy in POLICY_ORDER else len(POLICY_ORDER)
@@ -202,7 +208,7 @@ def format_markdown(
     else:
         lines += ["| model | pitch | instrument |", "|---|---|---|"]
     for enc, pol in pairs_sorted:
-        cells = [f"w2v2 {enc} {pol}"]
+        cells = [f"{model_name(enc)} {pol}"]
         for task in TASKS:
             cells.append(_fmt_ours(index.get((enc, pol, task)), metric))
             if show_paper:

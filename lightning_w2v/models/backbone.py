@@ -18,7 +18,7 @@ import torchaudio
 from torch import Tensor, nn
 from torchaudio.models.wav2vec2 import components
 
-from .config import Wav2Vec2Config
+from .config import SAMPLE_RATE, Wav2Vec2Config
 from .families import StackedPositionalEmbedding, to_model_input
 
 
@@ -123,14 +123,18 @@ class Wav2Vec2Backbone(nn.Module):
         """Whether any CNN weight takes a gradient (False under a frozen-CNN fine-tuning policy)."""
         return any(p.requires_grad for p in self.feature_extractor.parameters())
 
-    def prepare_input(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """16 kHz audio (B, S), as every data module gives it -> this checkpoint's own input
-        convention (config.sample_rate, config.normalize_waveform); unchanged for our models."""
-        return to_model_input(waveforms, lengths, self.config.sample_rate, self.config.normalize_waveform)
+    def prepare_input(self, waveforms: Tensor, lengths: Tensor | None = None,
+                      sample_rate: int = SAMPLE_RATE) -> tuple[Tensor, Tensor | None]:
+        """Audio (B, S) at ``sample_rate`` (16 kHz, as every data module gives it) -> this
+        checkpoint's own input convention (config.sample_rate, config.normalize_waveform);
+        unchanged for our models."""
+        return to_model_input(waveforms, lengths, self.config.sample_rate, self.config.normalize_waveform,
+                              input_rate=sample_rate)
 
-    def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """(B, S) 16 kHz audio -> (B, T, C) CNN features and (B,) frame lengths (None if unpadded)."""
-        waveforms, lengths = self.prepare_input(waveforms, lengths)
+    def extract_features(self, waveforms: Tensor, lengths: Tensor | None = None,
+                         sample_rate: int = SAMPLE_RATE) -> tuple[Tensor, Tensor | None]:
+        """(B, S) audio at ``sample_rate`` -> (B, T, C) CNN features and (B,) frame lengths (None if unpadded)."""
+        waveforms, lengths = self.prepare_input(waveforms, lengths, sample_rate)
         mult = self.config.feature_grad_mult
         if (self.training and mult == 0.0) or not self.cnn_trains:
             with torch.no_grad():  # no gradient can reach the CNN: do not record its graph
@@ -211,9 +215,11 @@ class Wav2Vec2Backbone(nn.Module):
         waveforms: Tensor,
         lengths: Tensor | None = None,
         output_hidden_states: bool = False,
+        sample_rate: int = SAMPLE_RATE,
     ) -> EncoderOutput:
-        """16 kHz audio (B, S) -> contextual representations (B, T, E), no masking."""
-        features, frame_lengths = self.extract_features(waveforms, lengths)
+        """Audio (B, S) at ``sample_rate`` (the data's 16 kHz) -> contextual representations (B, T, E),
+        no masking."""
+        features, frame_lengths = self.extract_features(waveforms, lengths, sample_rate)
         x = self.project(self.normalize_features(features))
         padding_mask = padding_mask_from_lengths(frame_lengths, x.shape[1])
         return self.transform(x, padding_mask, output_hidden_states=output_hidden_states)

@@ -113,16 +113,16 @@ class Wav2Vec2Config:
             total *= stride
         return total
 
-    def input_samples(self, num_samples: int) -> int:
-        """Samples the CNN sees for ``num_samples`` of 16 kHz audio (resampled first where the
-        model runs at another rate; the length torchaudio's resampler gives)."""
-        if self.sample_rate == SAMPLE_RATE:
+    def input_samples(self, num_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
+        """Samples the CNN sees for ``num_samples`` of audio at ``sample_rate`` (resampled first
+        where the model runs at another rate; the length torchaudio's resampler gives)."""
+        if self.sample_rate == sample_rate:
             return num_samples
-        return math.ceil(num_samples * self.sample_rate / SAMPLE_RATE)
+        return math.ceil(num_samples * self.sample_rate / sample_rate)
 
-    def num_frames(self, num_samples: int) -> int:
-        """Frames the CNN produces for ``num_samples`` of 16 kHz audio."""
-        length = self.input_samples(num_samples)
+    def num_frames(self, num_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
+        """Frames the CNN produces for ``num_samples`` of audio at ``sample_rate`` (the data's 16 kHz)."""
+        length = self.input_samples(num_samples, sample_rate)
         for _, kernel, stride in self.conv_layers:
             length = (length - kernel) // stride + 1
         return max(length, 0)

@@ -49,10 +49,10 @@ class StackedPositionalEmbedding(nn.Module):
         return x.transpose(1, 2)
 
 
-def resampled_lengths(lengths: Tensor, sample_rate: int) -> Tensor:
-    """(B,) lengths at 16 kHz -> at ``sample_rate``: ``ceil(n * new / old)``, as torchaudio's resampler."""
-    divisor = math.gcd(SAMPLE_RATE, sample_rate)
-    old, new = SAMPLE_RATE // divisor, sample_rate // divisor
+def resampled_lengths(lengths: Tensor, from_rate: int, to_rate: int) -> Tensor:
+    """(B,) lengths at ``from_rate`` -> at ``to_rate``: ``ceil(n * new / old)``, as torchaudio's resampler."""
+    divisor = math.gcd(from_rate, to_rate)
+    old, new = from_rate // divisor, to_rate // divisor
     return (lengths * new + old - 1) // old
 
 
@@ -73,19 +73,20 @@ def normalize_per_clip(waveforms: Tensor, lengths: Tensor | None, eps: float = 1
     return ((waveforms - mean) / torch.sqrt(var + eps)).masked_fill(~valid, 0.0)
 
 
-def to_model_input(waveforms: Tensor, lengths: Tensor | None, sample_rate: int,
-                   normalize: bool) -> tuple[Tensor, Tensor | None]:
-    """16 kHz audio (B, S) -> what a checkpoint was trained on: resampled to its ``sample_rate``
-    (on the fly, on the audio's device), then normalised per clip where it normalises.
-    Runs in float32 outside autocast: a bf16 resampler or variance loses the signal."""
-    if sample_rate == SAMPLE_RATE and not normalize:
+def to_model_input(waveforms: Tensor, lengths: Tensor | None, model_rate: int, normalize: bool,
+                   input_rate: int = SAMPLE_RATE) -> tuple[Tensor, Tensor | None]:
+    """Audio (B, S) at ``input_rate`` (the data's 16 kHz) -> what a checkpoint was trained on:
+    resampled to its ``model_rate`` (on the fly, on the audio's device), then normalised per
+    clip where it normalises. Runs in float32 outside autocast: a bf16 resampler or variance
+    loses the signal."""
+    if model_rate == input_rate and not normalize:
         return waveforms, lengths
     with torch.autocast(waveforms.device.type, enabled=False):
         waveforms = waveforms.float()
-        if sample_rate != SAMPLE_RATE:
-            waveforms = torchaudio.functional.resample(waveforms, SAMPLE_RATE, sample_rate)
+        if model_rate != input_rate:
+            waveforms = torchaudio.functional.resample(waveforms, input_rate, model_rate)
             if lengths is not None:
-                lengths = resampled_lengths(lengths, sample_rate)
+                lengths = resampled_lengths(lengths, input_rate, model_rate)
         if normalize:
             waveforms = normalize_per_clip(waveforms, lengths)
     return waveforms, lengths
