@@ -324,3 +324,20 @@ def test_fe_fit_and_test_with_every_family_and_a_results_table_by_model(zoo, dem
     table = capsys.readouterr().out
     for name in ZOO:
         assert f"| {name} FE |" in table  # a row per model, under its own name
+
+
+def test_layer_probes_and_the_weighted_sum_run_on_another_family(zoo, demo_root, tmp_path):
+    from lightning_w2v.commands import main as commands_main
+
+    out = tmp_path / "probe"
+    assert commands_main(["probe-layers", "--source", "huggingface", "--ckpt", zoo["wavlm"],
+                          "--nsynth", str(demo_root / "nsynth"), "--task", "instrument", "--out", str(out),
+                          "--layers", "1", "--weighted", "--max-epochs", "1", "--subset", "1",
+                          "--override=--trainer.limit_val_batches=1", "--override=--trainer.num_sanity_val_steps=0",
+                          "--override=--trainer.enable_progress_bar=false"]) == 0
+    rows = (out / "probe_layers.csv").read_text().splitlines()
+    assert [row.split(",")[1] for row in rows[1:]] == ["1", "weighted"]
+    summary = json.loads((out / "layer_weighted" / "test_metrics.json").read_text())
+    assert summary["encoder"] == "wavlm" and summary["encoder_source"] == "huggingface"
+    weights = json.loads((out / "layer_weighted" / "layer_weights.json").read_text())
+    assert len(weights["weights"]) == 3  # hidden states 0..2 of the 2-layer WavLM

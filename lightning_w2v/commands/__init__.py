@@ -195,7 +195,7 @@ def _probe_layers(args: argparse.Namespace) -> int:
 
     rows = probe_layers(args.ckpt, args.nsynth, args.task, args.out, layers=args.layers, max_epochs=args.max_epochs,
                         batch_size=args.batch_size, seed=args.seed, weighted=args.weighted, config=args.config,
-                        subset=args.subset, extra_args=args.override)
+                        subset=args.subset, extra_args=args.override, source=args.source)
     for row in rows:
         print(f"  layer {row['layer']}: test acc {row['test_acc']:.3f}")
     print(f"written: {Path(args.out) / 'probe_layers.csv'}, {Path(args.out) / 'probe_layers.png'}")
@@ -207,7 +207,8 @@ def _label_efficiency(args: argparse.Namespace) -> int:
 
     rows = label_efficiency(args.ckpt, args.nsynth, args.task, ks=args.ks, policies=args.policies, seeds=args.seeds,
                             out_dir=args.out, max_epochs=args.max_epochs, batch_size=args.batch_size,
-                            config=args.config, subset=args.subset, extra_args=args.override)
+                            config=args.config, subset=args.subset, extra_args=args.override,
+                            source=args.source)
     for row in rows:
         print(f"  {row['policy']} k={row['k']}: test acc {row['test_acc_mean']:.3f} ± {row['test_acc_std']:.3f} "
               f"(n={row['n']}, {row['train_examples']} training notes)")
@@ -229,7 +230,12 @@ def _subset(text: str) -> int | float:
 
 
 def _add_probe_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ckpt", required=True, help="pre-training (or fine-tuning) checkpoint of this project")
+    parser.add_argument("--ckpt", required=True, help="pre-training (or fine-tuning) checkpoint of this project, "
+                        "or the encoder --source names")
+    parser.add_argument("--source", default="checkpoint",
+                        choices=["checkpoint", "huggingface", "torchaudio", "fairseq"],
+                        help="what --ckpt is: our checkpoint (default), a transformers folder or hub id (wav2vec 2.0, "
+                             "HuBERT, WavLM, data2vec-audio, MERT), a torchaudio bundle name, a fairseq .pt")
     parser.add_argument("--nsynth", required=True, help="NSynth root, holding nsynth-{train,valid,test}/")
     parser.add_argument("--task", choices=TASKS, default="pitch", help="the NSynth task (default: pitch)")
     parser.add_argument("--out", required=True, help="output folder: new, empty, or one this command wrote")

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from ..analysis.plots import plot_xy
 from ..analysis.results import aggregate
-from ..checkpoints.encoders import num_encoder_layers
+from ..checkpoints.encoders import EncoderSpec, load_encoder, num_encoder_layers
 from ..errors import ConfigError
 from ..files import claim_folder
 from ..files.ownership import only_names
@@ -53,11 +53,12 @@ def probe_layers(
     config: str | Path | None = None,
     subset: int | float | None = None,
     extra_args: Sequence[str] = (),
+    source: str = "checkpoint",
 ) -> list[dict[str, Any]]:
     """FE linear probe on each hidden state; returns the CSV rows.
 
     Args:
-        ckpt: our pre-training (or fine-tuning) checkpoint.
+        ckpt: our pre-training (or fine-tuning) checkpoint, or what ``source`` names.
         nsynth_root: folder with ``nsynth-{train,valid,test}`` (the demo set is written
             there on first use with the demo config).
         task: ``pitch`` or ``instrument``.
@@ -72,13 +73,15 @@ def probe_layers(
             conf/finetune/policy/fe.yaml.
         subset: ``data.subset`` (per-class count or fraction of every split).
         extra_args: more CLI overrides, e.g. ``["--trainer.limit_train_batches=2"]``.
+        source: the encoder's source (see ``EncoderSpec``): ``checkpoint``, ``huggingface``
+            (any family: wav2vec 2.0, HuBERT, WavLM, data2vec-audio, MERT), ``torchaudio``, ``fairseq``.
 
     CSV columns: task, layer, seed, test_acc,
     test_acc_top5, test_f1_macro, test_chroma_acc (pitch), train_examples, run_dir.
     """
     out = claim_probe_folder(out_dir)
 
-    num_layers = num_encoder_layers(ckpt)
+    num_layers = encoder_layers(ckpt, source)
     todo: list[int | str] = list(range(num_layers + 1) if layers is None else layers)
     for layer in todo:
         if not 0 <= int(layer) <= num_layers:
@@ -92,7 +95,7 @@ def probe_layers(
         if layer == "weighted":
             extra.append("--trainer.callbacks+=lightning_w2v.callbacks.LayerWeightsLogger")
         args = finetune_args(ckpt, nsynth_root, task, "FE", run_dir, seed=seed, layer=layer, max_epochs=max_epochs,
-                             batch_size=batch_size, subset=subset, config=config, extra_args=extra)
+                             batch_size=batch_size, subset=subset, config=config, extra_args=extra, source=source)
         print(f"--- probe layer {layer} -> {run_dir}", flush=True)
         summary = run_finetune(args, run_dir)
         row = {"task": task, "layer": layer, "seed": seed}
@@ -106,6 +109,13 @@ def probe_layers(
     write_csv(rows, out / "probe_layers.csv")
     plot_probe_layers(rows, out / "probe_layers.png", title=f"FE probe per layer: {task} ({Path(ckpt).name})")
     return rows
+
+
+def encoder_layers(ckpt: str | Path, source: str = "checkpoint") -> int:
+    """Transformer layers L of the encoder ``ckpt`` names (read from our checkpoints without building it)."""
+    if source == "checkpoint":
+        return num_encoder_layers(ckpt)
+    return load_encoder(EncoderSpec(source=source, path=str(ckpt)), key="--ckpt").num_layers
 
 
 def plot_probe_layers(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -135,6 +145,7 @@ def label_efficiency(
     config: str | Path | None = None,
     subset: int | float | None = None,
     extra_args: Sequence[str] = (),
+    source: str = "checkpoint",
 ) -> list[dict[str, Any]]:
     """Test accuracy against k training notes per class, per policy (mean ± std over seeds).
 
@@ -154,7 +165,7 @@ def label_efficiency(
                 run_dir = out / f"{policy}_k{k}_seed{seed}"
                 args = finetune_args(ckpt, nsynth_root, task, policy, run_dir, seed=seed, few_shot_k=k,
                                      max_epochs=max_epochs, batch_size=batch_size, subset=subset, config=config,
-                                     extra_args=extra_args)
+                                     extra_args=extra_args, source=source)
                 print(f"--- {task} / {policy} / k={k} / seed {seed} -> {run_dir}", flush=True)
                 summary = run_finetune(args, run_dir)
                 summary["k"] = int(k)

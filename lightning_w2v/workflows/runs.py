@@ -42,16 +42,20 @@ def finetune_args(ckpt: str | Path | None, nsynth_root: str | Path, task: str, p
                   seed: int = 0, layer: str | int | None = None, few_shot_k: int | None = None,
                   max_epochs: int | None = None, batch_size: int | None = None, subset: int | float | None = None,
                   config: str | Path | None = None, extra_args: Sequence[str] = (),
-                  random_preset: str = "tiny") -> list[str]:
+                  random_preset: str = "tiny", source: str = "checkpoint") -> list[str]:
     """The ``lightning-w2v fit`` arguments of one fine-tuning run (task file + policy fragment + overrides).
 
     ``ckpt`` None: an untrained encoder of ``random_preset`` (the random-init ablation).
+    ``source``: what ``ckpt`` is (an ``EncoderSpec`` source: our checkpoint, a torchaudio bundle
+    name, a transformers folder or hub id, a fairseq .pt).
     """
     if ckpt is None:
         encoder = ["--model.init_args.encoder.source=random", "--model.init_args.encoder.path=null",
                    f"--model.init_args.encoder.preset={random_preset}"]
     else:
-        encoder = [f"--model.init_args.encoder.path={Path(ckpt).resolve()}"]
+        local = Path(str(ckpt)).expanduser()
+        path = local.resolve() if local.exists() else ckpt  # bundle names and hub ids stay as they are
+        encoder = [f"--model.init_args.encoder.source={source}", f"--model.init_args.encoder.path={path}"]
     args = ["fit", "--config", str(task_config(task, config)), "--config", str(policy_config(policy)),
             *encoder, f"--data.init_args.root={Path(nsynth_root).resolve()}",
             f"--trainer.default_root_dir={run_dir}", f"--seed_everything={seed}",
