@@ -341,3 +341,12 @@ def test_layer_probes_and_the_weighted_sum_run_on_another_family(zoo, demo_root,
     assert summary["encoder"] == "wavlm" and summary["encoder_source"] == "huggingface"
     weights = json.loads((out / "layer_weighted" / "layer_weights.json").read_text())
     assert len(weights["weights"]) == 3  # hidden states 0..2 of the 2-layer WavLM
+
+
+def test_codebook_analysis_of_an_encoder_without_a_quantizer_is_a_clear_error(zoo, demo_root, tmp_path, capsys):
+    from lightning_w2v.commands import main as commands_main
+
+    code = commands_main(["analyze", "codebooks", "--ckpt", zoo["MERT-v1-small"], "--nsynth",
+                          str(demo_root / "nsynth"), "--out", str(tmp_path / "codebooks")])
+    assert code == 2
+    assert "quantizer" in capsys.readouterr().err

@@ -272,6 +272,9 @@ def backbone_from_checkpoint(path: str | Path | Checkpoint, preset: str | None =
 
 def load_pretraining_model(path: str | Path, key: str = "checkpoint") -> Wav2Vec2ForPretraining:
     """Our pre-training checkpoint -> ``Wav2Vec2ForPretraining`` (quantizer included), eval mode."""
+    if Path(str(path)).expanduser().is_dir():  # a transformers folder, HuBERT, WavLM, MERT, ...: no codebook
+        raise CheckpointError(f"{key}={path} is a folder; this needs one of our pre-training checkpoints (.ckpt), "
+                              "the only encoders here with a quantizer (codebooks)")
     checkpoint = read_checkpoint(path, key)
     if checkpoint.kind != "pretrain":
         raise CheckpointError(f"{key}={checkpoint.path} is {checkpoint.description}; this needs a pre-training "
