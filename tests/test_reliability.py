@@ -289,6 +289,23 @@ def test_learning_rates_follow_the_policy_whatever_the_order(fragments, override
 
 
 # --------------------------------------------------------------------------- the command's error contract
+@pytest.mark.parametrize("where", ["config", "argument"])
+def test_a_class_path_that_moved_since_0_1_is_named_with_its_new_place(tmp_path, capsys, where):
+    logger = "lightning_w2v.loggers.WandbLogger"
+    if where == "config":
+        old_config = tmp_path / "old.yaml"
+        old_config.write_text(f"trainer:\n  logger:\n    class_path: {logger}\n")
+        extra = ["--config", str(old_config)]
+    else:
+        extra = [f"--trainer.logger={logger}"]
+    code, err = run(capsys, "fit", *PRETRAIN, *extra, f"--trainer.default_root_dir={tmp_path / 'run'}")
+    assert code == 2
+    line = error_line(err)
+    assert logger in line and "lightning_w2v.callbacks.WandbLogger" in line
+    assert where != "config" or str(tmp_path / "old.yaml") in line
+    assert not (tmp_path / "run").exists()
+
+
 def test_errors_print_one_line_and_the_debug_flag_shows_the_traceback(tmp_path):
     args = [sys.executable, "-m", "lightning_w2v", "fit", "--config", str(CONF / "finetune" / "nsynth_pitch.yaml"),
             f"--trainer.default_root_dir={tmp_path}"]

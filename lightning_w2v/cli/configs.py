@@ -80,8 +80,24 @@ def expand_config(name: str, relative_to: Path | None = None, _seen: tuple[Path,
     return files + [path]
 
 
+# Class paths of 0.1 that moved in 0.2: named in an error rather than left to jsonargparse's usage text
+MOVED_CLASS_PATHS = {
+    "lightning_w2v.loggers.WandbLogger": "lightning_w2v.callbacks.WandbLogger",
+    "lightning_w2v.monitor.PretrainHealthMonitor": "lightning_w2v.callbacks.PretrainHealthMonitor",
+    "lightning_w2v.probing.LayerWeightsLogger": "lightning_w2v.callbacks.LayerWeightsLogger",
+}
+
+
+def check_moved_class_paths(text: str, where: str) -> None:
+    """ConfigError naming ``where`` if ``text`` (a config file or an argument) uses a moved class path."""
+    for old, new in MOVED_CLASS_PATHS.items():
+        if old in text:
+            raise ConfigError(f"{where} uses {old}, which moved in 0.2: write {new} instead (see CHANGELOG.md)")
+
+
 def expand_config_args(argv: Sequence[str]) -> list[str]:
-    """Command-line arguments with every ``--config NAME`` resolved and its fragments put before it."""
+    """Command-line arguments with every ``--config NAME`` resolved and its fragments put before it
+    (and a moved 0.1 class path in any of them named, see :data:`MOVED_CLASS_PATHS`)."""
     out: list[str] = []
     args = list(argv)
     i = 0
@@ -93,12 +109,15 @@ def expand_config_args(argv: Sequence[str]) -> list[str]:
         elif arg.startswith("--config="):
             value, i = arg[len("--config="):], i + 1
         else:
+            check_moved_class_paths(arg, f"the argument {arg}")
             out.append(arg)
             i += 1
             continue
         if value.lstrip().startswith("{"):  # an inline YAML config, as jsonargparse allows
+            check_moved_class_paths(value, "the inline --config")
             out += ["--config", value]
             continue
         for file in expand_config(value):
+            check_moved_class_paths(file.read_text(encoding="utf-8", errors="replace"), f"--config {file}")
             out += ["--config", str(file)]
     return out
