@@ -350,3 +350,18 @@ def test_codebook_analysis_of_an_encoder_without_a_quantizer_is_a_clear_error(zo
                           str(demo_root / "nsynth"), "--out", str(tmp_path / "codebooks")])
     assert code == 2
     assert "quantizer" in capsys.readouterr().err
+
+
+def test_export_keeps_the_input_convention_and_refuses_other_families(zoo, tmp_path):
+    from lightning_w2v.checkpoints.export import export_to_transformers, load_exported
+
+    mert = load_encoder(EncoderSpec(source="huggingface", path=zoo["MERT-v1-small"]))  # HuBERT-shaped: exportable
+    out = export_to_transformers(mert, tmp_path / "exported")
+    extractor = json.loads((out / "preprocessor_config.json").read_text())
+    assert (extractor["sampling_rate"], extractor["do_normalize"]) == (24000, True)
+    again = load_encoder(EncoderSpec(source="huggingface", path=str(out)))
+    assert (again.config.sample_rate, again.config.normalize_waveform) == (24000, True)
+    assert load_exported(out).config.sample_rate == 24000
+    wavlm = load_encoder(EncoderSpec(source="huggingface", path=zoo["wavlm"]))
+    with pytest.raises(CheckpointError, match="wavlm"):
+        export_to_transformers(wavlm, tmp_path / "wavlm_export")

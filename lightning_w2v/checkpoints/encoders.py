@@ -98,6 +98,9 @@ def backbone_from_huggingface(path: str | Path) -> Wav2Vec2Backbone:
     """
     values = huggingface_config_dict(path)
     model_type = values.get("model_type")
+    if values.get("feat_proj_layer_norm", True) is False:  # HuBERT/MERT may drop it; the backbone needs it
+        raise CheckpointError(f"{KEY}={path} sets feat_proj_layer_norm=False (no LayerNorm before the feature "
+                              "projection); this version loads only models that have it")
     if model_type in MERT_MODEL_TYPES:
         model = mert_as_hubert(path, values)
     elif model_type in HF_MODEL_CLASSES:

@@ -10,8 +10,9 @@ quantizer / projections as unexpected keys). Files:
                               our full config and the Gumbel temperature, so a round trip
                               restores what transformers has no field for)
     model.safetensors         the weights
-    preprocessor_config.json  Wav2Vec2FeatureExtractor: 16 kHz, no normalisation (as BASE was
-                              pre-trained), attention masks only for layer-norm extractors
+    preprocessor_config.json  Wav2Vec2FeatureExtractor: the encoder's input convention (ours:
+                              16 kHz, no normalisation, as BASE was pre-trained), attention
+                              masks only for layer-norm extractors
 
 Weight mapping (the inverse of torchaudio's ``import_huggingface_model``):
 
@@ -49,11 +50,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from ..files import atomic_write_text, claim_folder
 from ..files.atomic import atomic_save
 from ..files.ownership import only_names
 from ..models.backbone import Wav2Vec2Backbone, build_torchaudio_model, torchaudio_kwargs
-from ..models.config import SAMPLE_RATE, Wav2Vec2Config
+from ..models.config import Wav2Vec2Config
 from ..models.interop import (
     backbone_from_huggingface,
     config_to_huggingface,
@@ -95,6 +97,10 @@ def resolve_model(ckpt_or_model: Any) -> nn.Module:
 
 def _split(model: nn.Module) -> tuple[Wav2Vec2Backbone, nn.Module | None]:
     backbone = getattr(model, "backbone", model)
+    if backbone.config.family != "wav2vec2":  # e.g. a model fine-tuned from WavLM or data2vec-audio
+        raise CheckpointError(f"this encoder is a {backbone.config.family} model; export writes wav2vec 2.0 "
+                              "(and HuBERT-shaped) models only, and its original checkpoint is already in a "
+                              "standard format")
     return backbone, (model if backbone is not model else None)
 
 
@@ -139,9 +145,9 @@ def _feature_extractor(config: Wav2Vec2Config):
 
     return Wav2Vec2FeatureExtractor(
         feature_size=1,
-        sampling_rate=SAMPLE_RATE,
+        sampling_rate=config.sample_rate,
         padding_value=0.0,
-        do_normalize=False,  # BASE pre-training uses raw audio (fairseq normalize=False)
+        do_normalize=config.normalize_waveform,  # ours: raw audio, as BASE pre-training (fairseq normalize=False)
         # group-norm extractors must see zero-padded batches without a mask (as fairseq)
         return_attention_mask=config.extractor_mode == "layer_norm",
     )
