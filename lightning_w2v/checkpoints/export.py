@@ -62,7 +62,8 @@ from ..models.interop import (
     from_huggingface_pretraining,
 )
 from ..models.wav2vec2 import Wav2Vec2ForPretraining
-from .encoders import _pretraining_model, backbone_from_checkpoint, huggingface_model
+from .encoders import _pretraining_model, backbone_from_checkpoint
+from .huggingface import huggingface_model
 from .reader import read_checkpoint
 
 log = logging.getLogger(__name__)
