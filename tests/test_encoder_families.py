@@ -365,3 +365,23 @@ def test_export_keeps_the_input_convention_and_refuses_other_families(zoo, tmp_p
     wavlm = load_encoder(EncoderSpec(source="huggingface", path=zoo["wavlm"]))
     with pytest.raises(CheckpointError, match="wavlm"):
         export_to_transformers(wavlm, tmp_path / "wavlm_export")
+
+
+@pytest.mark.parametrize("name", ["wavlm", "data2vec-audio", "MERT-v1-small"])
+def test_continued_pretraining_from_every_family_takes_a_bf16_step(zoo, name):
+    """A fresh quantizer on top of the family's encoder: masking, the position bias (or stacked
+    positional convs) and the 24 kHz resampling inside a bf16-mixed pre-training step."""
+    import pytorch_lightning as pl
+
+    from lightning_w2v import PretrainModule
+
+    module = PretrainModule(init_from=EncoderSpec(source="huggingface", path=zoo[name]), warmup_steps=1)
+    torch.manual_seed(0)
+    data = [{"waveforms": torch.randn(32000) * 0.3} for _ in range(4)]
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
+    before = module.model.backbone.encoder.transformer.layers[1].feed_forward.output_dense.weight.clone()
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", precision="bf16-mixed", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, loader)
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    assert not torch.equal(before, module.model.backbone.encoder.transformer.layers[1].feed_forward.output_dense.weight)
