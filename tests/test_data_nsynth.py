@@ -210,3 +210,32 @@ def test_bad_file_during_training_fails_fast_or_is_skipped(root):
     m.setup("fit")
     b = next(iter(m.train_dataloader()))
     assert len(b["labels"]) == 17 and m.datasets["train"].num_skipped == 1
+
+
+def test_kept_audio_is_read_once_and_is_the_same_audio(demo_root, monkeypatch):
+    from lightning_w2v.data import nsynth
+
+    reads = []
+    real_read = nsynth.read_note
+    monkeypatch.setattr(nsynth, "read_note", lambda record: reads.append(record["note_str"]) or real_read(record))
+    kept = NSynthDataModule(str(demo_root / "nsynth"), task="instrument", num_workers=0, subset=1,
+                            keep_audio_in_memory=True)
+    plain = NSynthDataModule(str(demo_root / "nsynth"), task="instrument", num_workers=0, subset=1)
+    kept.setup("fit")
+    plain.setup("fit")
+    for _ in range(3):  # three epochs of each
+        for loader in (kept.train_dataloader(), plain.train_dataloader()):
+            assert sum(len(batch["index"]) for batch in loader) == len(loader.dataset)
+    notes = len(kept.datasets["train"])
+    assert reads.count(kept.datasets["train"].records[0]["note_str"]) == 1 + 3  # once kept, three times plain
+    assert len(reads) == notes + 3 * notes
+    for i in range(notes):
+        torch.testing.assert_close(kept.datasets["train"][i]["waveform"], plain.datasets["train"][i]["waveform"])
+
+
+def test_keeping_a_split_too_large_for_memory_is_refused_by_name():
+    from lightning_w2v.data.nsynth import check_fits_in_memory
+    from lightning_w2v.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="keep_audio_in_memory: NSynth train"):
+        check_fits_in_memory(2**60, "NSynth train (289205 notes)")

@@ -166,6 +166,18 @@ def probe_note_records(root: str | os.PathLike, split: str, per_class: int = 4, 
     return [records[i] for i in keep]
 
 
+def check_fits_in_memory(num_bytes: int, what: str) -> None:
+    """ConfigError unless ``num_bytes`` is at most half of this machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: nothing to compare with
+        return
+    if num_bytes > total // 2:
+        raise ConfigError(f"data.init_args.keep_audio_in_memory: {what} would take {num_bytes / 2**30:.1f} GiB, "
+                          f"more than half of this machine's {total / 2**30:.1f} GiB; set it to false, or "
+                          "use data.init_args.subset")
+
+
 class _SkippedNote:
     """A note skipped in a DataLoader worker; counted and reported by the main process."""
 
@@ -193,10 +205,13 @@ class NSynthNotes(Dataset):
     the loader in the main process); :func:`collate_notes` passes it on.
     """
 
-    def __init__(self, records: list[dict], labels: np.ndarray, on_bad_file: str = "raise") -> None:
+    def __init__(self, records: list[dict], labels: np.ndarray, on_bad_file: str = "raise",
+                 keep_in_memory: bool = False) -> None:
         self.records, self.labels = records, labels
         self.on_bad_file = on_bad_file
         self.num_skipped = 0
+        # note index -> decoded audio, kept after the first read (keep_audio_in_memory)
+        self._audio: dict[int, np.ndarray] | None = {} if keep_in_memory else None
 
     def count_skipped(self, note: str, message: str) -> None:
         self.num_skipped += 1
@@ -205,10 +220,17 @@ class NSynthNotes(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def _read(self, i: int) -> np.ndarray:
+        if self._audio is None:
+            return read_note(self.records[i])
+        if i not in self._audio:
+            self._audio[i] = read_note(self.records[i])
+        return self._audio[i]
+
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         rec = self.records[i]
         try:
-            wave = read_note(rec)
+            wave = self._read(i)
         except AudioFileError as e:
             in_worker = get_worker_info() is not None
             if self.on_bad_file != "skip":
@@ -262,6 +284,11 @@ class NSynthDataModule(pl.LightningDataModule):
         validate_audio: ``"headers"`` checks every selected wav in ``setup()``; ``"none"`` skips.
         on_bad_file: ``"raise"`` (default) or ``"skip"`` for files that break during training.
         seed: subset and few-shot selection are deterministic from it.
+        keep_audio_in_memory: keep each decoded note in RAM after its first read (256 KB a
+            note), so later epochs read no file: for the demo and subsets, where a frozen
+            encoder's epochs are otherwise mostly file reading. Each DataLoader worker keeps
+            its own copy, so use it with ``num_workers=0``; a split too large for half the
+            machine's memory is refused.
     """
 
     def __init__(
@@ -278,6 +305,7 @@ class NSynthDataModule(pl.LightningDataModule):
         seed: int = 0,
         pin_memory: bool = True,
         persistent_workers: bool = True,
+        keep_audio_in_memory: bool = False,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -354,7 +382,9 @@ class NSynthDataModule(pl.LightningDataModule):
             records, labels = [records[i] for i in keep], labels[keep]
         self._validate(records, split)
         log.info("NSynth %s: %d notes, %d classes", split, len(records), len(np.unique(labels)))
-        return NSynthNotes(records, labels, hp.on_bad_file)
+        if hp.keep_audio_in_memory:
+            check_fits_in_memory(len(records) * NUM_SAMPLES * 4, f"NSynth {split} ({len(records)} notes)")
+        return NSynthNotes(records, labels, hp.on_bad_file, keep_in_memory=hp.keep_audio_in_memory)
 
     def setup(self, stage: str | None = None) -> None:
         splits = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",),
