@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   add_help=False)
         training.add_argument("cli_args", nargs=argparse.REMAINDER)
 
-    demo = sub.add_parser("demo", help="the whole paper in miniature on synthetic data (CPU, about 10 minutes)")
+    demo = sub.add_parser("demo", help="the whole paper in miniature on synthetic data (CPU, about 8 minutes)")
     demo.add_argument("--out", default="demo_out",
                       help="output folder: new, empty, or a demo folder (default: demo_out)")
     demo.add_argument("--quick", action="store_true", help="far fewer steps: a two-minute smoke test of the pipeline")

@@ -53,7 +53,7 @@ RANDOM_BASELINE_POLICIES = ("FE",)
 DEMO_FOLDER_NAMES = ("data", "runs", "figures", "REPORT.md", "results.csv")  # what 0.1's demo wrote
 # Measured on an idle 2-core CPU (README, "Two commands"); a machine shared with one busy process
 # stays within twice that, since the threads follow the free cores (lightning_w2v.cli.terminal).
-EXPECTED_MINUTES = {"full": "10 minutes", "quick": "2 minutes"}
+EXPECTED_MINUTES = {"full": "8 minutes", "quick": "2 minutes"}
 
 
 def _banner(step: str, started: float) -> None:
