@@ -385,3 +385,29 @@ def test_continued_pretraining_from_every_family_takes_a_bf16_step(zoo, name):
     trainer.fit(module, loader)
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
     assert not torch.equal(before, module.model.backbone.encoder.transformer.layers[1].feed_forward.output_dense.weight)
+
+
+def test_pwcca_compares_our_checkpoint_with_another_family(zoo, tiny_pretrain_ckpt, demo_root, tmp_path):
+    import csv
+
+    from lightning_w2v.commands import main as commands_main
+
+    out = tmp_path / "pwcca"
+    assert commands_main(["analyze", "pwcca", "--ckpt", str(tiny_pretrain_ckpt), "--source", "checkpoint",
+                          "--ckpt", zoo["data2vec-audio"], "--source", "huggingface",
+                          "--musicnet", str(demo_root / "musicnet"), "--fraction", "0.5", "--out", str(out)]) == 0
+    with open(out / "pwcca.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["model"] for row in rows} == {tiny_pretrain_ckpt.stem, "data2vec-audio"}
+    assert all(0.0 <= float(row["pwcca"]) <= 1.0 for row in rows)
+    assert sum(row["model"] == "data2vec-audio" for row in rows) == 2  # one value per layer of the 2-layer model
+    assert (out / "pwcca.png").is_file()
+
+
+def test_codebooks_of_a_source_without_a_quantizer_is_refused_before_anything_runs(zoo, demo_root, tmp_path, capsys):
+    from lightning_w2v.commands import main as commands_main
+
+    code = commands_main(["analyze", "codebooks", "--ckpt", zoo["wavlm"], "--source", "huggingface",
+                          "--nsynth", str(demo_root / "nsynth"), "--out", str(tmp_path / "codebooks")])
+    assert code == 2 and "quantizer" in capsys.readouterr().err
+    assert not (tmp_path / "codebooks").exists()

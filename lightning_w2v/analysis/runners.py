@@ -14,12 +14,12 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints.encoders import backbone_from_checkpoint, load_pretraining_model
+from ..checkpoints.encoders import EncoderSpec, load_encoder, load_pretraining_model
 from ..data.audio import read_audio, resample
 from ..data.formats import FAMILIES
 from ..data.musicnet import find_musicnet_dir, list_recordings
 from ..data.nsynth import load_nsynth_split
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..files import claim_folder
 from ..files.ownership import only_names
 from ..models import Wav2Vec2ForPretraining
@@ -187,14 +187,25 @@ def layer_representations(backbone, crops: Sequence[np.ndarray], batch_size: int
 
 def pwcca_analysis(ckpts: Sequence[str | Path], musicnet_root: str | Path, out_dir: str | Path,
                    names: Sequence[str] | None = None, fraction: float = 0.5, seconds: float = 4.0,
-                   seed: int = 0, device: str = "cpu", logger=None) -> dict[str, list[float]]:
-    """Fig. 3: PWCCA between the CNN output and each Transformer layer, per model."""
-    backbones = [backbone_from_checkpoint(ckpt, key="--ckpt") for ckpt in ckpts]  # all checked before any work
+                   seed: int = 0, device: str = "cpu", logger=None,
+                   sources: Sequence[str] | None = None) -> dict[str, list[float]]:
+    """Fig. 3: PWCCA between the CNN output and each Transformer layer, per model.
+
+    ``sources``: one ``EncoderSpec`` source per entry of ``ckpts`` (default: all our
+    checkpoints), so a transformers folder of any family or a torchaudio bundle compares too.
+    """
+    sources = list(sources) if sources else ["checkpoint"] * len(ckpts)
+    if len(sources) != len(ckpts):
+        raise ConfigError(f"--source is given {len(sources)} time(s) for {len(ckpts)} --ckpt: give one per --ckpt, "
+                          "or none (all our checkpoints)")
+    specs = [EncoderSpec(source=source, path=str(ckpt)) for source, ckpt in zip(sources, ckpts)]
+    backbones = [load_encoder(spec, key="--ckpt") for spec in specs]  # all checked before any work
     crops = [wave for _, wave in _middle_crops(musicnet_root, fraction, seconds, seed)]
     if not crops:
         raise DataError(f"no MusicNet recording under {musicnet_root} is {seconds} s long")
     out = claim_analysis_folder(out_dir)
-    names = list(names) if names else [Path(c).stem for c in ckpts]
+    names = list(names) if names else [Path(str(c)).stem if spec.source == "checkpoint" else spec.display_label
+                                       for c, spec in zip(ckpts, specs)]
     curves: dict[str, list[float]] = {}
     for name, backbone in zip(names, backbones):
         cnn, layers = layer_representations(backbone, crops, device=device)

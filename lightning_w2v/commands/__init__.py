@@ -73,6 +73,9 @@ def _analyze(args: argparse.Namespace) -> int:
     needed = "nsynth" if args.analysis == "codebooks" else "musicnet"
     if not getattr(args, needed):
         raise ConfigError(f"analyze {args.analysis} needs --{needed}")
+    if args.analysis == "codebooks" and any(source != "checkpoint" for source in args.source or []):
+        raise ConfigError("analyze codebooks needs a quantizer: only our pre-training checkpoints have one "
+                          "(--source checkpoint)")
     run = start_wandb_run(args.wandb_project, job_type=f"analyze-{args.analysis}",
                           config=vars(args) | {"func": None}, save_dir=args.out)
     try:
@@ -88,7 +91,7 @@ def _analyze(args: argparse.Namespace) -> int:
                       f"(untrained {before['purity']:.3f})")
             return 0
         curves = runners.pwcca_analysis(args.ckpt, args.musicnet, args.out, names=args.name, fraction=args.fraction,
-                                        device=args.device, logger=run)
+                                        device=args.device, logger=run, sources=args.source)
         for name, values in curves.items():
             print(f"  {name}: " + " ".join(f"{v:.3f}" for v in values))
         print(f"PWCCA written to {args.out}")
@@ -294,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="codebooks: codeword/label co-occurrence (Fig. 1-2); pwcca: CNN vs each layer (Fig. 3)")
     analyze.add_argument("--ckpt", action="append", required=True, help="checkpoint (repeat for PWCCA)")
     analyze.add_argument("--name", action="append", default=None, help="display name per --ckpt (PWCCA)")
+    analyze.add_argument("--source", action="append", default=None,
+                         choices=["checkpoint", "huggingface", "torchaudio", "fairseq"],
+                         help="PWCCA: what each --ckpt is, one per --ckpt (default: all our checkpoints); e.g. "
+                              "huggingface for a WavLM, data2vec-audio or MERT folder")
     analyze.add_argument("--nsynth", help="NSynth root (codebooks)")
     analyze.add_argument("--split", default="test", help="NSynth split for the codebooks (default: test, as the paper)")
     analyze.add_argument("--max-notes", type=int, default=None, help="use only the first N notes (default: all)")
