@@ -152,9 +152,16 @@ def _pretraining_model(checkpoint: Checkpoint) -> Wav2Vec2ForPretraining:
     return model
 
 
-def num_encoder_layers(path: str | Path, key: str = "--ckpt") -> int:
-    """Transformer layers L of the encoder in one of our checkpoints (pre-training or fine-tuning)."""
-    return int(read_checkpoint(path, key).config().num_layers)
+def num_encoder_layers(path: str | Path, key: str = "--ckpt", source: str = "checkpoint") -> int:
+    """Transformer layers L of the encoder ``path`` names, read from its config without building it:
+    one of our checkpoints (pre-training or fine-tuning), a transformers folder, a bundle, a fairseq .pt."""
+    if source == "checkpoint":
+        return int(read_checkpoint(path, key).config().num_layers)
+    if source == "huggingface":
+        return int(huggingface_config_dict(path)["num_hidden_layers"])
+    if source == "torchaudio":
+        return int(torchaudio_bundle(path)._params["encoder_num_layers"])
+    return interop.config_from_fairseq(load_file(path, key)).num_layers
 
 
 def continued_pretraining_model(spec: EncoderSpec, overrides: dict | None = None) -> Wav2Vec2ForPretraining:

@@ -85,14 +85,15 @@ def mert_as_hubert(path: str | Path, values: dict):
 
     Its remote code never runs: the settings in its ``config.json`` become a ``HubertConfig``
     and its weight files are loaded by ``HubertModel``, strictly. Settings that change the
-    computation away from HuBERT (the CQT branch, DeepNorm residuals, no projection
-    LayerNorm) are refused by name, and so is any weight that does not map.
+    computation away from HuBERT (the CQT branch, DeepNorm residuals) are refused by name, and
+    so is any weight that does not map (``feat_proj_layer_norm=False`` is refused for every
+    family, in :func:`backbone_from_huggingface`).
     """
     import tempfile
 
     import transformers  # optional: only transformers sources need it
 
-    unsupported = {"feature_extractor_cqt": False, "deepnorm": False, "feat_proj_layer_norm": True}
+    unsupported = {"feature_extractor_cqt": False, "deepnorm": False}
     differs = [f"{name}={values[name]!r}" for name, wanted in unsupported.items()
                if name in values and values[name] != wanted]
     if differs:

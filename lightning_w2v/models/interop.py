@@ -19,7 +19,7 @@ from torchaudio.models.wav2vec2.utils.import_fairseq import _convert_state_dict
 
 from ..errors import CheckpointError
 from .backbone import Wav2Vec2Backbone, build_torchaudio_model
-from .config import Wav2Vec2Config
+from .config import SAMPLE_RATE, Wav2Vec2Config
 from .wav2vec2 import Wav2Vec2ForPretraining
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ HF_DEFAULTS = {"feat_quantizer_dropout": 0.0}  # missing from some transformers 
 HF_FAMILIES = {"wav2vec2": "wav2vec2", "hubert": "wav2vec2", "wavlm": "wavlm", "data2vec-audio": "data2vec_audio"}
 
 
-def config_from_huggingface(hf_config: Any, sample_rate: int = 16_000, normalize_waveform: bool = False
+def config_from_huggingface(hf_config: Any, sample_rate: int = SAMPLE_RATE, normalize_waveform: bool = False
                             ) -> Wav2Vec2Config:
     """transformers ``Wav2Vec2Config`` / ``HubertConfig`` / ``WavLMConfig`` / ``Data2VecAudioConfig`` -> ours
     (architecture and objective). The input convention comes from the feature extractor's config."""
@@ -84,7 +84,7 @@ def config_to_huggingface(config: Wav2Vec2Config):
     )
 
 
-def backbone_from_huggingface(hf_model: nn.Module, sample_rate: int = 16_000,
+def backbone_from_huggingface(hf_model: nn.Module, sample_rate: int = SAMPLE_RATE,
                               normalize_waveform: bool = False) -> Wav2Vec2Backbone:
     """A transformers ``Wav2Vec2Model`` / ``HubertModel`` / ``WavLMModel`` / ``Data2VecAudioModel`` or
     ``Wav2Vec2ForPreTraining`` (in memory) -> backbone, every weight loaded strictly."""
@@ -108,7 +108,7 @@ def _import_data2vec_audio(hf_model: nn.Module, config: Wav2Vec2Config) -> nn.Mo
     return model
 
 
-def from_huggingface_pretraining(hf_model: nn.Module, sample_rate: int = 16_000,
+def from_huggingface_pretraining(hf_model: nn.Module, sample_rate: int = SAMPLE_RATE,
                                  normalize_waveform: bool = False) -> Wav2Vec2ForPretraining:
     """transformers ``Wav2Vec2ForPreTraining`` (in memory) -> our ``Wav2Vec2ForPretraining`` (all weights)."""
     backbone = backbone_from_huggingface(hf_model.wav2vec2, sample_rate, normalize_waveform)
@@ -122,7 +122,7 @@ def from_huggingface_pretraining(hf_model: nn.Module, sample_rate: int = 16_000,
     return model
 
 
-def config_from_torchaudio(params: dict[str, Any], sample_rate: int = 16_000,
+def config_from_torchaudio(params: dict[str, Any], sample_rate: int = SAMPLE_RATE,
                            normalize_waveform: bool = False) -> Wav2Vec2Config:
     """The architecture of a torchaudio pipeline bundle (its ``_params``) as our config."""
     wavlm = {"family": "wavlm", "num_buckets": params["encoder_num_buckets"],
@@ -145,7 +145,7 @@ def config_from_torchaudio(params: dict[str, Any], sample_rate: int = 16_000,
     )
 
 
-def backbone_from_torchaudio(model: nn.Module, params: dict[str, Any], sample_rate: int = 16_000,
+def backbone_from_torchaudio(model: nn.Module, params: dict[str, Any], sample_rate: int = SAMPLE_RATE,
                              normalize_waveform: bool = False) -> Wav2Vec2Backbone:
     """A torchaudio ``Wav2Vec2Model`` (a bundle's ``get_model()``, maybe wrapped to normalise the
     waveform) and the bundle's ``_params`` -> backbone; the normalisation moves into the config."""
@@ -197,7 +197,7 @@ def config_from_fairseq(state: dict) -> Wav2Vec2Config:
         num_codevectors_per_group=get("latent_vars", 320),
         codevector_dim=get("latent_dim", 0) or get("final_dim", 256),
         final_dim=get("final_dim", 256),
-        sample_rate=int(task("sample_rate", 16_000)),
+        sample_rate=int(task("sample_rate", SAMPLE_RATE)),
         normalize_waveform=bool(task("normalize", False)),
     )
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from ..analysis.plots import plot_xy
 from ..analysis.results import aggregate
-from ..checkpoints.encoders import EncoderSpec, load_encoder, num_encoder_layers
+from ..checkpoints.encoders import num_encoder_layers
 from ..errors import ConfigError
 from ..files import claim_folder
 from ..files.ownership import only_names
@@ -81,7 +81,7 @@ def probe_layers(
     """
     out = claim_probe_folder(out_dir)
 
-    num_layers = encoder_layers(ckpt, source)
+    num_layers = num_encoder_layers(ckpt, source=source)
     todo: list[int | str] = list(range(num_layers + 1) if layers is None else layers)
     for layer in todo:
         if not 0 <= int(layer) <= num_layers:
@@ -109,13 +109,6 @@ def probe_layers(
     write_csv(rows, out / "probe_layers.csv")
     plot_probe_layers(rows, out / "probe_layers.png", title=f"FE probe per layer: {task} ({Path(ckpt).name})")
     return rows
-
-
-def encoder_layers(ckpt: str | Path, source: str = "checkpoint") -> int:
-    """Transformer layers L of the encoder ``ckpt`` names (read from our checkpoints without building it)."""
-    if source == "checkpoint":
-        return num_encoder_layers(ckpt)
-    return load_encoder(EncoderSpec(source=source, path=str(ckpt)), key="--ckpt").num_layers
 
 
 def plot_probe_layers(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:

@@ -54,7 +54,8 @@ def finetune_args(ckpt: str | Path | None, nsynth_root: str | Path, task: str, p
                    f"--model.init_args.encoder.preset={random_preset}"]
     else:
         local = Path(str(ckpt)).expanduser()
-        path = local.resolve() if local.exists() else ckpt  # bundle names and hub ids stay as they are
+        is_file_source = source in ("checkpoint", "fairseq")  # bundle names and hub ids stay as they are
+        path = local.resolve() if is_file_source or local.exists() else ckpt
         encoder = [f"--model.init_args.encoder.source={source}", f"--model.init_args.encoder.path={path}"]
     args = ["fit", "--config", str(task_config(task, config)), "--config", str(policy_config(policy)),
             *encoder, f"--data.init_args.root={Path(nsynth_root).resolve()}",
