@@ -160,7 +160,7 @@ def test_empty_selection_says_what_was_searched(tree, tmp_path):
 
 @pytest.mark.slow
 def test_cli_fast_dev_run_on_a_mixed_tree(tree, tmp_path):
-    from lightning_w2v.cli import main
+    from lightning_w2v.runner import run_cli as main
 
     cache = tmp_path / "cache"
     args = ["fit", "--config", str(CONF / "pretrain" / "audiofolder_demo.yaml"),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lightning_w2v.cli import main as cli_main
-from lightning_w2v.cli.configs import expand_config
+from lightning_w2v.runner import run_cli as cli_main
+from lightning_w2v.runner.configs import expand_config
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 ALL_CONFIGS = sorted(str(p.relative_to(CONF)) for p in CONF.rglob("*.yaml"))

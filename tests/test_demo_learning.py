@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_w2v.cli import main as cli_main
+from lightning_w2v.runner import run_cli as cli_main
 from lightning_w2v.workflows.demo import QUICK, finetune, pretrain
 
 LABEL_KEY = {"pitch": "pitch", "instrument": "instrument_family"}

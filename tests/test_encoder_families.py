@@ -301,9 +301,9 @@ def test_a_bf16_fit_step_trains_every_family_end_to_end(zoo, name, tmp_path):
 
 
 def test_fe_fit_and_test_with_every_family_and_a_results_table_by_model(zoo, demo_root, tmp_path, capsys):
-    from lightning_w2v.cli import main as cli_main
-    from lightning_w2v.cli.configs import conf_root
     from lightning_w2v.commands import main as commands_main
+    from lightning_w2v.runner import run_cli as cli_main
+    from lightning_w2v.runner.configs import conf_root
 
     conf = conf_root()
     runs = []

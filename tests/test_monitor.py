@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from wandb_records import finished_run_records
 
 from lightning_w2v import PretrainModule
 from lightning_w2v.callbacks.monitor import (
@@ -17,7 +18,7 @@ from lightning_w2v.callbacks.monitor import (
     PretrainHealthWarning,
     default_code_perplexity_threshold,
 )
-from lightning_w2v.cli import main as cli_main
+from lightning_w2v.runner import run_cli as cli_main
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 HEALTHY = {"prob_perplexity": 50.0, "code_perplexity": 45.0, "accuracy": 0.3, "contrastive_loss": 3.0,
@@ -150,7 +151,7 @@ def test_forced_collapse_is_diagnosed_checkpointed_stopped_and_logged(tmp_path, 
     alerts = [row for row in csv.DictReader(csv_file.open()) if row.get("health/alert")]
     assert alerts and float(alerts[0]["health/alert"]) == 1.0 and int(alerts[0]["step"]) <= collapse.step
     # ... and the offline W&B run holds the metric, the events table and the diagnosis
-    records = next(tmp_path.glob("wandb/offline-run-*/run-*.wandb")).read_bytes()
+    records = finished_run_records(tmp_path)
     for key in (b"health/alert", b"health/codebook_collapse", b"health/events", b"health/diagnosis"):
         assert key in records, key
 

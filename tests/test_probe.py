@@ -10,8 +10,8 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_w2v.analysis.probes import label_arrays, layer_names, probe_accuracy
-from lightning_w2v.cli import main as cli_main
 from lightning_w2v.data.nsynth import probe_notes
+from lightning_w2v.runner import run_cli as cli_main
 from lightning_w2v.tasks import PretrainModule
 
 OVERRIDES = {"mask_length": 4, "mask_prob": 0.5, "num_negatives": 10, "feature_grad_mult": 0.0}

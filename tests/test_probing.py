@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from wandb_records import finished_run_records
 
 from lightning_w2v import FinetuneModule
 from lightning_w2v.callbacks import LayerWeightsLogger
@@ -148,6 +149,6 @@ def test_layer_weights_logger_logs_a_bar_chart_to_wandb(tiny_pretrain_ckpt, tmp_
     torch.testing.assert_close(torch.tensor(weights), module.head.layer_weights().detach())
     assert not torch.allclose(torch.tensor(weights), torch.full((3,), 1 / 3))  # they were learned
     assert callback.png_path == tmp_path / "layer_weights.png" and callback.png_path.is_file()
-    records = next(tmp_path.glob("wandb/offline-run-*/run-*.wandb")).read_bytes()
+    records = finished_run_records(tmp_path)
     for key in (b"layer_weights/bar", b"layer_weights/chart", b"layer_weights/0"):
         assert key in records, key

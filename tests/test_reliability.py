@@ -19,8 +19,8 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_w2v.checkpoints import read_checkpoint
-from lightning_w2v.cli import main as cli_main
 from lightning_w2v.commands import main
+from lightning_w2v.runner import run_cli as cli_main
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 PRETRAIN = ["--config", str(CONF / "pretrain" / "demo.yaml"), "--probe.notes=null"]  # probes: test_probe.py

@@ -188,7 +188,7 @@ def test_atomic_checkpoint_io_keeps_the_old_file_until_the_new_one_is_complete(t
 def test_configs_write_atomic_checkpoints_and_save_on_preemption(config):
     import yaml
 
-    from lightning_w2v.cli.configs import expand_config
+    from lightning_w2v.runner.configs import expand_config
 
     trainer: dict = {"callbacks": [], "plugins": []}  # the trainer section the config composes
     for file in expand_config(str(REPO / "conf" / config)):

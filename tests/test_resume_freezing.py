@@ -14,7 +14,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lightning_w2v.cli import main as cli_main
+from lightning_w2v.runner import run_cli as cli_main
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lightning_w2v.cli import main as cli_main
 from lightning_w2v.data import MusicNetDataModule
 from lightning_w2v.data.cache import CacheIndex
 from lightning_w2v.data.streaming import ShardCrops, write_shards
+from lightning_w2v.runner import run_cli as cli_main
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 

@@ -9,7 +9,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from lightning_w2v.cli.terminal import LogLines, busy_cores_of_others
+from lightning_w2v.runner.terminal import LogLines, busy_cores_of_others
 
 
 def _spin(stop: threading.Event) -> None:

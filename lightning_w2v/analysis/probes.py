@@ -23,7 +23,7 @@ import torchaudio
 from torch import Tensor
 
 from ..models.backbone import Wav2Vec2Backbone
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 
 # Updates between the probes of a pre-training run by default (LinearProbe): one probe of `tiny`
 # costs about 56 of its CPU steps (BENCHMARKS.md), so this keeps its share under 3%; a larger

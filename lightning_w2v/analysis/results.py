@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..files import atomic_write_csv
+from ..vocabulary import NSYNTH_TASKS as TASKS
+from ..vocabulary import POLICIES as POLICY_ORDER
 
 __all__ = [
     "PAPER_TABLE1",
@@ -28,8 +30,6 @@ __all__ = [
     "write_csv",
 ]
 
-TASKS = ("pitch", "instrument")
-POLICY_ORDER = ("FE", "FT1", "FT2")
 ENCODER_ORDER = ("music", "speech", "random")
 MISSING = "—"
 

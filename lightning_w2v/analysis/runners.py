@@ -23,7 +23,7 @@ from ..errors import ConfigError, DataError
 from ..files import claim_folder
 from ..files.ownership import only_names
 from ..models import Wav2Vec2ForPretraining
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 from .codebooks import (
     cooccurrence,
     joint_codes,
@@ -228,3 +228,10 @@ def _log_images(logger, prefix: str, images: list[tuple[str, Path]]) -> None:
     import wandb  # only with --wandb-project: slow to import, and runs without W&B never need it
 
     logger.log({f"{prefix}/{name}": wandb.Image(str(path)) for name, path in images})
+
+
+def check_codebook_sources(ckpts: Sequence[str | Path], sources: Sequence[str] | None) -> None:
+    """ConfigError unless every encoder named for a codebook analysis has a quantizer."""
+    if any(source != "checkpoint" for source in sources or []):
+        raise ConfigError("analyze codebooks needs a quantizer: only our pre-training checkpoints have one "
+                          "(--source checkpoint)")

@@ -42,7 +42,6 @@ from ..analysis.probes import (
     pooled_layer_features,
     probe_all,
 )
-from ..data.demo_modules import ensure_demo_nsynth
 from ..data.nsynth import probe_notes
 from ..files import atomic_write_csv
 
@@ -62,8 +61,9 @@ class LinearProbe(pl.Callback):
         batch_size: notes per encoder forward.
         baselines: also score the untrained encoder, log-mel statistics and the majority class.
         seed: which notes, and the untrained baseline's initialisation.
-        demo_notes: write the synthetic demo NSynth to ``notes`` first if nothing is there
-            (the demo configs), as the demo's data modules do.
+        demo_notes: the notes are the synthetic demo NSynth (the demo configs): ``lightning-w2v fit``
+            writes it to ``notes`` first if nothing is there, as the demo's data modules do (a
+            callback writes no data set).
     """
 
     def __init__(self, notes: str | None = None, every_n_steps: int = DEFAULT_PROBE_INTERVAL, per_class: int = 4,
@@ -99,16 +99,14 @@ class LinearProbe(pl.Callback):
         self.prepare(pl_module, stage if trainer.is_global_zero else "")
 
     def prepare(self, pl_module: pl.LightningModule, stage: str) -> None:
-        """Load the note set (writing the demo's first, with ``demo_notes``): the CLI calls this
-        before training starts, so that a missing or broken note set is reported first."""
+        """Load the note set: the CLI calls this before training starts, so that a missing or broken
+        note set is reported first."""
         if not (self.enabled and stage == "fit"):
             return
         if getattr(pl_module, "checkpoint_kind", None) != "pretrain":
             rank_zero_info("linear probe: only pre-training runs are probed; ignoring probe.notes")
             self.notes = None
             return
-        if self.demo_notes:
-            ensure_demo_nsynth(self.notes)
         self._load()
 
     # ------------------------------------------------------------------ probing

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import CheckpointError
 from ..models import interop
 from ..models.backbone import Wav2Vec2Backbone
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 KEY = "model.init_args.encoder.path"  # the setting that errors about a folder name

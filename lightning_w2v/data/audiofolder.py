@@ -41,7 +41,7 @@ from typing import Sequence
 
 from ..errors import ConfigError, DataNotFoundError
 from ..files import atomic_write_bytes
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 from .cache import build_cache
 from .cached import CachedAudioDataModule, CropSettings
 

@@ -43,7 +43,7 @@ from ..errors import DataError
 from ..files import atomic_write_bytes, claim_folder
 from ..files.atomic import atomic_save
 from ..files.ownership import only_names
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 from .audio import AudioFileError, PathLike, check_header, read_audio, resample
 
 log = logging.getLogger(__name__)

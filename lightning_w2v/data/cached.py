@@ -39,7 +39,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from ..errors import DataError
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 from .cache import CacheIndex, build_cache, open_cache
 from .sampling import SecondsBatchSampler, make_segments
 from .workers import DeferredError, RelayingDataLoader

@@ -1,7 +1,8 @@
 """The on-disk facts of NSynth and MusicNet as distributed, each defined once (REFERENCE.md section 3)."""
 from __future__ import annotations
 
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import NSYNTH_TASKS as TASKS  # noqa: F401 - the NSynth data module's choices
+from ..vocabulary import SAMPLE_RATE
 
 # --------------------------------------------------------------------------- NSynth (jsonwav)
 NSYNTH_SPLITS = ("train", "valid", "test")
@@ -15,7 +16,6 @@ QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "mult
              "nonlinear_env", "percussive", "reverb", "tempo-synced")  # fmt: skip
 REQUIRED_KEYS = ("note_str", "pitch", "velocity", "instrument_str", "instrument_family")
 MIN_PITCH, MAX_PITCH = 9, 120  # the paper's pitch range: class 0 is MIDI 9
-TASKS = ("pitch", "instrument")
 NUM_CLASSES = {"pitch": MAX_PITCH - MIN_PITCH + 1, "instrument": len(FAMILIES)}  # 112 and 11
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 

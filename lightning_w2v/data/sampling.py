@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from ..errors import ConfigError
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

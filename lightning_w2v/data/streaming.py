@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ..files import claim_folder
 from ..files.ownership import only_names
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 from .cache import CacheIndex
 
 

@@ -18,7 +18,8 @@ import torchaudio
 from torch import Tensor, nn
 from torchaudio.models.wav2vec2 import components
 
-from .config import SAMPLE_RATE, Wav2Vec2Config
+from ..vocabulary import SAMPLE_RATE
+from .config import Wav2Vec2Config
 from .families import StackedPositionalEmbedding, to_model_input
 
 

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
+from ..vocabulary import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000  # Hz: what wav2vec 2.0 (and NSynth) runs at; every 16 kHz in the package is this one
 # Transformer variants the backbone reproduces: wav2vec 2.0 (also HuBERT and MERT, which share its
 # encoder), WavLM (gated relative position bias) and data2vec-audio (a stack of positional convs).
 FAMILIES = ("wav2vec2", "wavlm", "data2vec_audio")
@@ -204,7 +204,7 @@ def small_config(**overrides: Any) -> Wav2Vec2Config:
     return small.with_overrides(**overrides)
 
 
-PRESETS = {"base": base_config, "small": small_config, "tiny": tiny_config}
+PRESET_BUILDERS = {"base": base_config, "small": small_config, "tiny": tiny_config}
 
 # Settings that fix the parameters' shapes or the forward structure: two configs that differ in
 # one of them cannot share weights.
@@ -225,6 +225,6 @@ OBJECTIVE_FIELDS = frozenset({
 
 
 def preset_config(name: str, **overrides: Any) -> Wav2Vec2Config:
-    if name not in PRESETS:
-        raise ConfigError(f"model.init_args.preset={name!r}: choose one of {sorted(PRESETS)}")
-    return PRESETS[name](**overrides)
+    if name not in PRESET_BUILDERS:
+        raise ConfigError(f"model.init_args.preset={name!r}: choose one of {sorted(PRESET_BUILDERS)}")
+    return PRESET_BUILDERS[name](**overrides)

@@ -12,7 +12,7 @@ import torch
 import torchaudio
 from torch import Tensor, nn
 
-from .config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 
 
 class PositionalConvLayer(nn.Module):

@@ -18,8 +18,9 @@ from torchaudio.models.wav2vec2.utils import import_huggingface_model
 from torchaudio.models.wav2vec2.utils.import_fairseq import _convert_state_dict
 
 from ..errors import CheckpointError
+from ..vocabulary import SAMPLE_RATE
 from .backbone import Wav2Vec2Backbone, build_torchaudio_model
-from .config import SAMPLE_RATE, Wav2Vec2Config
+from .config import Wav2Vec2Config
 from .wav2vec2 import Wav2Vec2ForPretraining
 
 log = logging.getLogger(__name__)

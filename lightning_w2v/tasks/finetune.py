@@ -43,7 +43,7 @@ class FinetuneModule(pl.LightningModule):
         task: ``pitch`` (112 classes, MIDI 9..120) or ``instrument`` (11 families).
         policy: ``FE`` (frozen encoder in eval mode, head only), ``FT1`` (everything trains)
             or ``FT2`` (CNN frozen; projection and Transformer train); see
-            :data:`~lightning_w2v.tasks.policies.POLICIES`.
+            :data:`~lightning_w2v.tasks.policies.POLICY_TABLE`.
         encoder_lr: LR of the encoder's trainable weights (default: the policy's, 1e-5).
         head_lr: LR of the head (default: the policy's, 1e-3 for FE and 1e-4 for FT1/FT2).
         layer: which representation the head reads: ``last`` (the paper), a layer index

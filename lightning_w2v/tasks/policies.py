@@ -29,7 +29,7 @@ class FreezingPolicy:
         return "" not in self.frozen
 
 
-POLICIES: dict[str, FreezingPolicy] = {
+POLICY_TABLE: dict[str, FreezingPolicy] = {
     "FE": FreezingPolicy("FE", "the encoder is frozen (and in eval mode); only the linear head trains",
                          frozen=("",), eval_mode=("",), head_lr=1e-3, encoder_lr=None),
     "FT1": FreezingPolicy("FT1", "the whole network trains",
@@ -40,6 +40,6 @@ POLICIES: dict[str, FreezingPolicy] = {
 
 
 def get_policy(name: str) -> FreezingPolicy:
-    if name not in POLICIES:
-        raise ConfigError(f"model.init_args.policy={name!r}: choose one of {', '.join(POLICIES)}")
-    return POLICIES[name]
+    if name not in POLICY_TABLE:
+        raise ConfigError(f"model.init_args.policy={name!r}: choose one of {', '.join(POLICY_TABLE)}")
+    return POLICY_TABLE[name]

@@ -13,7 +13,7 @@ from ..checkpoints.encoders import EncoderSpec, continued_pretraining_model
 from ..checkpoints.reader import stamp
 from ..errors import ConfigError
 from ..models import Wav2Vec2ForPretraining, preset_config
-from ..models.config import SAMPLE_RATE
+from ..vocabulary import SAMPLE_RATE
 from .common import log_parameter_counts, skip_non_finite_update
 from .schedules import gumbel_temperature, warmup_linear_decay
 

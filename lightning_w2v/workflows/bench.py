@@ -34,8 +34,8 @@ from torch import Tensor
 
 from ..analysis.probes import DEFAULT_PROBE_INTERVAL, pooled_layer_features, probe_all
 from ..models import Wav2Vec2Config, Wav2Vec2ForPretraining
-from ..models.config import SAMPLE_RATE
 from ..models.interop import config_to_huggingface
+from ..vocabulary import SAMPLE_RATE
 
 # Dense peak FLOP/s by (device-name substring, precision); first match wins (PCIe before SXM).
 PEAK_FLOPS: list[tuple[str, str, float]] = [

@@ -21,16 +21,16 @@ import torch
 from ..analysis import runners
 from ..analysis.plots import plot_probe_curves
 from ..analysis.results import aggregate, collect_runs, format_markdown, write_csv
-from ..cli import main as cli_main
 from ..data.demo_modules import ensure_demo_musicnet, ensure_demo_nsynth
 from ..data.nsynth import probe_note_records
 from ..files import atomic_write_text, claim_folder
 from ..files.ownership import only_names
+from ..runner import run_cli
 from ..tasks.policies import get_policy
+from ..vocabulary import NSYNTH_TASKS as TASKS
+from ..vocabulary import POLICIES
 from .runs import finetune_args, run_finetune
 
-TASKS = ("pitch", "instrument")
-POLICIES = ("FE", "FT1", "FT2")
 # a smoke test of the pipeline: few steps, and each fine-tuning sees a few batches of each split
 QUICK = {"pretrain_steps": 20, "finetune_epochs": 1, "finetune_batches": {"train": 8, "val": 3, "test": 3}}
 # The paper's learning rates (the policy table: 1e-3 head for FE; 1e-5 encoder / 1e-4 head for
@@ -52,7 +52,7 @@ DEMO_EPOCHS = {"FE": 60, "FT1": 3, "FT2": 4}  # FT1 back-propagates through the 
 RANDOM_BASELINE_POLICIES = ("FE",)
 DEMO_FOLDER_NAMES = ("data", "runs", "figures", "REPORT.md", "results.csv")  # what 0.1's demo wrote
 # Measured on an idle 2-core CPU (README, "Two commands"); a machine shared with one busy process
-# stays within twice that, since the threads follow the free cores (lightning_w2v.cli.terminal).
+# stays within twice that, since the threads follow the free cores (lightning_w2v.runner.terminal).
 EXPECTED_MINUTES = {"full": "8 minutes", "quick": "2 minutes"}
 
 
@@ -61,7 +61,7 @@ def _banner(step: str, started: float) -> None:
 
 
 def _fit(args: list[str]) -> None:
-    cli_main(["fit", *args])
+    run_cli(["fit", *args])
 
 
 def pretrain(out: Path, data: Path, quick: bool, seed: int, probe: bool = True) -> Path:

@@ -24,10 +24,10 @@ from typing import Any, Callable
 
 import torch
 
-from ..cli import main as cli_main
 from ..data.demo import write_demo_musicnet
 from ..data.demo_modules import ensure_demo_data, ensure_demo_nsynth
 from ..files import atomic_write_text, claim_folder
+from ..runner import run_cli
 from .bench import run_benchmark
 
 RESULT_NAME = "device_check.json"
@@ -57,11 +57,11 @@ def _fit_steps(work: Path, smoke: bool, accelerator: str) -> dict[str, Any]:
     data = work / "data"
     device_args = [f"--trainer.accelerator={accelerator}", "--trainer.precision=bf16-mixed", "--trainer.devices=1"]
     preset = "tiny" if smoke else "base"
-    pretrain = cli_main(["fit", "--config", "pretrain/demo", f"--data.init_args.root={data / 'musicnet'}",
+    pretrain = run_cli(["fit", "--config", "pretrain/demo", f"--data.init_args.root={data / 'musicnet'}",
                          f"--model.init_args.preset={preset}", "--probe.notes=null", "--trainer.max_steps=1",
                          "--trainer.limit_val_batches=1", f"--trainer.default_root_dir={work / 'fit_pretrain'}",
                          "--trainer.enable_progress_bar=false", *device_args])
-    finetune = cli_main(["fit", "--config", "finetune/demo_pitch", "--config", "finetune/policy/ft2",
+    finetune = run_cli(["fit", "--config", "finetune/demo_pitch", "--config", "finetune/policy/ft2",
                          "--model.init_args.encoder.source=random", "--model.init_args.encoder.path=null",
                          f"--model.init_args.encoder.preset={preset}", f"--data.init_args.root={data / 'nsynth'}",
                          "--trainer.max_steps=1", "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
@@ -96,7 +96,7 @@ def _pretraining(work: Path, smoke: bool, accelerator: str, minutes: float, prob
             f"--trainer.default_root_dir={work / 'pretraining'}", "--trainer.enable_progress_bar=false",
             "--trainer.log_every_n_steps=" + ("1" if smoke else "20")]
     started = time.perf_counter()
-    cli = cli_main(args)
+    cli = run_cli(args)
     seconds = time.perf_counter() - started
     probe = next(c for c in cli.trainer.callbacks if type(c).__name__ == "LinearProbe")
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}

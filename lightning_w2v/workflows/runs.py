@@ -13,13 +13,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..cli import main as cli_main
-from ..cli.configs import resolve_config
 from ..errors import ConfigError
 from ..files import atomic_write_csv, claim_folder
+from ..runner import run_cli
+from ..runner.configs import resolve_config
 from ..tasks.policies import get_policy
-
-TASKS = ("pitch", "instrument")
+from ..vocabulary import NSYNTH_TASKS as TASKS
 
 
 def task_config(task: str, config: str | Path | None = None) -> Path:
@@ -78,7 +77,7 @@ def run_finetune(args: list[str], run_dir: Path) -> dict[str, Any]:
     """Run one fine-tuning through the CLI; return its test summary plus ``train_examples``."""
     claim_folder(run_dir, "run", hint="pass a new or empty --out folder")  # ours before command.txt goes in
     (run_dir / "command.txt").write_text("lightning-w2v " + " ".join(args) + "\n")
-    cli = cli_main(args)
+    cli = run_cli(args)
     summary_file = run_dir / "test_metrics.json"
     if not summary_file.is_file():
         raise RuntimeError(f"{run_dir}: the run wrote no test_metrics.json (is test_after_fit on?)")

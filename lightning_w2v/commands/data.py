@@ -1,0 +1,55 @@
+"""``lightning-w2v data download|verify|prepare``: the data sets, as distributed."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ConfigError
+from .options import split_count
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="download, verify or prepare MusicNet and NSynth")
+    data.add_argument("action", choices=["download", "verify", "prepare"],
+                      help="download (resumable, md5-checked), verify (counts and audio headers), or prepare "
+                           "(MusicNet's 16 kHz cache)")
+    data.add_argument("dataset", choices=["musicnet", "nsynth"], help="the data set")
+    data.add_argument("--root", required=True, help="the data root: holds nsynth-<split>/ or musicnet/")
+    data.add_argument("--base-url", default=None,
+                      help="download from this mirror (also LIGHTNING_W2V_NSYNTH_URL / LIGHTNING_W2V_MUSICNET_URL)")
+    data.add_argument("--splits", nargs="*", default=None, help="NSynth splits to download (default: all three)")
+    data.add_argument("--no-keep-archives", action="store_true",
+                      help="delete each archive this command downloaded once it is extracted")
+    data.add_argument("--check-audio", choices=["sample", "all", "none"], default="sample",
+                      help="verify: read the headers of a sample of files per split (default), all of them, or none")
+    data.add_argument("--sample-size", type=int, default=200, help="verify: files per split in sample mode")
+    data.add_argument("--expect", nargs="+", type=split_count, default=None, metavar="SPLIT=N",
+                      help="verify: expected counts, e.g. test=4096 (default: the official counts)")
+    data.add_argument("--cache-dir", default=None,
+                      help="prepare: where the 16 kHz cache goes (default: ROOT/cache_16k)")
+    data.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "download":
+        from ..data.download import download_dataset
+
+        download_dataset(args.dataset, args.root, base_url=args.base_url, splits=args.splits,
+                         keep_archives=not args.no_keep_archives)
+        print(f"{args.dataset} is ready under {args.root}")
+        return 0
+    if args.action == "verify":
+        from ..data.verify import verify_main
+
+        expected = dict(args.expect) if args.expect else None
+        return verify_main(args.dataset, args.root, expected_counts=expected, check_audio=args.check_audio,
+                           sample_size=args.sample_size)
+    if args.dataset != "musicnet":
+        raise ConfigError("only MusicNet needs preparing (NSynth is read as distributed)")
+    from ..data.musicnet import MusicNetDataModule
+
+    module = MusicNetDataModule(root=args.root, cache_dir=args.cache_dir)
+    module.prepare_data()
+    module.setup("fit")
+    summary = module.summary()
+    print("MusicNet 16 kHz cache ready: " + ", ".join(f"{k}={v:.6g}" for k, v in summary.items()))
+    return 0
