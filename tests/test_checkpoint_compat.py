@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from lightning_w2v.checkpoints import read_checkpoint
-from lightning_w2v.checkpoints.encoders import backbone_from_checkpoint, load_pretraining_model
+from lightning_w2v.encoders.sources.checkpoint import backbone_from_checkpoint, load_pretraining_model
 from lightning_w2v.tasks import FinetuneModule
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v0_1"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lightning_w2v import PretrainModule
-from lightning_w2v.checkpoints.encoders import EncoderSpec
+from lightning_w2v.encoders import EncoderSpec
 from lightning_w2v.models import tiny_config
 from lightning_w2v.models.interop import config_to_huggingface
 

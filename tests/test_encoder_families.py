@@ -18,7 +18,8 @@ import transformers
 from safetensors.torch import load_file, save_file
 from torchaudio.pipelines._wav2vec2 import utils as bundle_utils
 
-from lightning_w2v.checkpoints.encoders import EncoderSpec, load_encoder, torchaudio_bundle
+from lightning_w2v.encoders import EncoderSpec, load_encoder
+from lightning_w2v.encoders.sources.torchaudio_bundle import torchaudio_bundle
 from lightning_w2v.errors import CheckpointError, ConfigError
 from lightning_w2v.models import interop
 from lightning_w2v.models.backbone import torchaudio_kwargs

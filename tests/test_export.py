@@ -8,14 +8,14 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from lightning_w2v.checkpoints.encoders import load_pretraining_model  # noqa: E402
 from lightning_w2v.checkpoints.export import (  # noqa: E402
     export_to_transformers,
     export_torchaudio_state_dict,
     load_exported,
 )
 from lightning_w2v.commands import main  # noqa: E402
-from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config  # noqa: E402
+from lightning_w2v.encoders import load_pretraining_model  # noqa: E402
+from lightning_w2v.models import Wav2Vec2ForPretraining  # noqa: E402
 
 ATOL = 1e-5
 
@@ -24,7 +24,7 @@ ATOL = 1e-5
 def ours():
     """A tiny model whose every weight differs from a fresh init (so nothing passes by luck)."""
     torch.manual_seed(3)
-    model = Wav2Vec2ForPretraining(tiny_config(num_negatives=12))
+    model = Wav2Vec2ForPretraining.from_preset("tiny", num_negatives=12)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))
@@ -84,7 +84,7 @@ def test_pretraining_logits_match_after_export(exported, ours, fixed_inputs):
     with torch.no_grad():
         out = ours(waveforms, mask=mask, negative_indices=negatives)
         ref = hf(waveforms, mask_time_indices=mask, sampled_negative_indices=negatives + offsets)
-        ref_logits = _hf_logits(hf, ref, negatives, ours.config.logit_temperature)
+        ref_logits = _hf_logits(hf, ref, negatives, ours.objective.logit_temperature)
     a, b = out.logits[mask], ref_logits[mask]
     finite = torch.isfinite(b)
     assert torch.equal(finite, torch.isfinite(a))

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from lightning_w2v.models import Wav2Vec2ForPretraining, base_config, tiny_config
+from lightning_w2v.models import PretrainingObjective, Wav2Vec2ForPretraining, tiny_config
 from lightning_w2v.models.masking import compute_span_mask
 from lightning_w2v.models.quantizer import GumbelVectorQuantizer
 
@@ -71,7 +71,7 @@ def test_masked_fraction_matches_fairseq_at_base_settings_with_same_masks():
 
 def test_the_model_masks_with_fairseqs_default():
     model = Wav2Vec2ForPretraining(tiny_config())
-    assert model.config.require_same_masks and base_config().require_same_masks
+    assert model.objective.require_same_masks and PretrainingObjective().require_same_masks
     mask = model.compute_mask(6, 300, generator=torch.Generator().manual_seed(3))
     assert len(set(mask.sum(dim=1).tolist())) == 1
 

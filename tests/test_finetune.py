@@ -6,7 +6,8 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_w2v import FinetuneModule
-from lightning_w2v.checkpoints.encoders import EncoderSpec, backbone_from_checkpoint, load_encoder
+from lightning_w2v.encoders import EncoderSpec, load_encoder
+from lightning_w2v.encoders.sources.checkpoint import backbone_from_checkpoint
 from lightning_w2v.models import Wav2Vec2ForPretraining, tiny_config
 from lightning_w2v.models.backbone import Wav2Vec2Backbone, build_torchaudio_model
 
@@ -194,3 +195,15 @@ def test_macro_f1_is_not_computed_from_top5_counts(tiny_pretrain_ckpt):
         module.test_metrics.update(logits, labels)
         reference.update(logits, labels)
     assert module.test_metrics.compute()["test/f1_macro"].item() == pytest.approx(reference.compute().item())
+
+
+def test_a_training_batch_of_one_clip_is_standardised_with_the_running_statistics():
+    from lightning_w2v.tasks.heads import PooledClassifier
+
+    head = PooledClassifier((8,), 3, standardize=True).train()
+    head.norm.running_mean.fill_(1.0)
+    head.norm.running_var.fill_(4.0)
+    pooled = torch.full((1, 1, 8), 3.0)
+    expected = head.linear(torch.full((1, 8), (3.0 - 1.0) / (4.0 + head.norm.eps) ** 0.5))
+    torch.testing.assert_close(head.classify(pooled), expected)
+    assert head.classify(torch.randn(4, 1, 8)).shape == (4, 3)  # larger batches: batch statistics as before

@@ -6,14 +6,14 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from lightning_w2v.models import tiny_config  # noqa: E402
+from lightning_w2v.models import preset_objective, tiny_config  # noqa: E402
 from lightning_w2v.models.interop import config_to_huggingface, from_huggingface_pretraining  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def hf_model():
     torch.manual_seed(0)
-    hf_config = config_to_huggingface(tiny_config(num_negatives=12))
+    hf_config = config_to_huggingface(tiny_config(), preset_objective("tiny", num_negatives=12))
     model = transformers.Wav2Vec2ForPreTraining(hf_config).eval()
     return model
 

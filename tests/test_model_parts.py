@@ -134,8 +134,8 @@ def test_feature_grad_mult_scales_cnn_gradient():
     grads = {}
     reference_state = None  # the first model's weights, given to the second
     for mult in (1.0, 0.1):
-        model = Wav2Vec2ForPretraining(tiny_config(feature_grad_mult=mult, dropout=0.0, dropout_input=0.0,
-                                                   dropout_features=0.0, attention_dropout=0.0))
+        model = Wav2Vec2ForPretraining.from_preset("tiny", feature_grad_mult=mult, dropout=0.0, dropout_input=0.0,
+                                                   dropout_features=0.0, attention_dropout=0.0)
         torch.manual_seed(0)
         if reference_state is None:
             reference_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -163,7 +163,7 @@ def test_compiled_pieces_give_the_same_losses_and_keep_state_dict_keys():
     generator = torch.Generator().manual_seed(1)
     waveforms = torch.randn(2, 16000, generator=generator)
     mask = compute_span_mask(2, eager.config.num_frames(16000), 0.65, 10, generator=generator)
-    negatives = sample_negative_indices(mask, eager.config.num_negatives, generator=generator)
+    negatives = sample_negative_indices(mask, eager.objective.num_negatives, generator=generator)
     with torch.no_grad():
         a = eager(waveforms, mask=mask, negative_indices=negatives)
         b = compiled(waveforms, mask=mask, negative_indices=negatives)

@@ -47,7 +47,7 @@ def test_bf16_fit_step_updates_the_temperature_and_stores_the_config(tmp_path):
                 "train/temperature", "train/accuracy", "train/masked_fraction", "train/lr",
                 "train/audio_seconds_per_second", "val/contrastive_loss"):
         assert key in metrics and torch.isfinite(metrics[key]), key
-    decay = module.config.temperature_decay
+    decay = module.objective.temperature_decay
     assert module.model.quantizer.temperature.item() == pytest.approx(2.0 * decay**2)  # set before step 3
     trainer.save_checkpoint(tmp_path / "p.ckpt")
     checkpoint = torch.load(tmp_path / "p.ckpt", weights_only=False)
@@ -59,7 +59,7 @@ def test_loss_is_normalised_by_masked_frames():
     module = PretrainModule(preset="tiny")
     out = module.model(torch.randn(2, 16000))
     per_frame = out.loss / out.num_masked
-    assert per_frame.item() < 10 * math.log(module.config.num_negatives + 1)  # a mean, not a sum
+    assert per_frame.item() < 10 * math.log(module.objective.num_negatives + 1)  # a mean, not a sum
 
 
 class _PoisonedPretrain(PretrainModule):

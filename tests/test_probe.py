@@ -40,11 +40,11 @@ def _logged(run: Path) -> dict[int, dict[str, float]]:
 def test_probes_are_logged_at_step_0_and_every_n_steps_with_the_baselines(probed_run):
     logged = _logged(probed_run)
     assert sorted(logged) == [0, 10, 20]
-    names = [f"probe/{task}/{feature}" for task in ("pitch", "family") for feature in [*layer_names(2), "best"]]
+    names = [f"probe/{task}/{feature}" for task in ("pitch", "family") for feature in [*layer_names(3), "best"]]
     for step, values in logged.items():
         assert set(names) <= set(values), step
         for task in ("pitch", "family"):
-            assert values[f"probe/{task}/best"] == max(values[f"probe/{task}/{f}"] for f in layer_names(2))
+            assert values[f"probe/{task}/best"] == max(values[f"probe/{task}/{f}"] for f in layer_names(3))
             for baseline in ("untrained", "logmel", "majority"):
                 assert 0.0 <= values[f"probe/{task}/baseline_{baseline}"] <= 1.0
     with (probed_run / "probe" / "probe.csv").open() as fh:
@@ -70,6 +70,6 @@ def test_the_step_0_probe_equals_an_independent_probe_of_the_untrained_encoder(p
     (fit, fit_labels), (scored, eval_labels) = pooled("train"), pooled("valid")
     logged = _logged(probed_run)[0]
     for task in ("pitch", "family"):
-        for feature in layer_names(2):
+        for feature in layer_names(3):
             expected = probe_accuracy(fit[feature], fit_labels[task], scored[feature], eval_labels[task])
             assert logged[f"probe/{task}/{feature}"] == pytest.approx(expected, abs=1e-6), (task, feature)

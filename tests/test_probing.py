@@ -12,8 +12,8 @@ from wandb_records import finished_run_records
 
 from lightning_w2v import FinetuneModule
 from lightning_w2v.callbacks import LayerWeightsLogger
-from lightning_w2v.checkpoints.encoders import EncoderSpec
 from lightning_w2v.commands import main as lightning_w2v_main  # the `lightning-w2v` command
+from lightning_w2v.encoders import EncoderSpec
 from lightning_w2v.models import tiny_config
 from lightning_w2v.models.backbone import Wav2Vec2Backbone
 

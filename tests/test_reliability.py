@@ -262,11 +262,20 @@ def test_required_values_are_named_before_anything_is_built(tmp_path, capsys):
 
 
 def test_model_and_data_tasks_that_differ_are_caught_before_the_run_starts(checkpoints, demo_root, tmp_path, capsys):
+    """The task is written once, as the data's; a model task set as well must agree with it."""
     code, err = run(capsys, "fit", *finetune_args(), f"--model.init_args.encoder.path={checkpoints['pretrain']}",
                     f"--data.init_args.root={demo_root / 'nsynth'}", "--data.init_args.task=instrument",
-                    f"--trainer.default_root_dir={tmp_path / 'run'}", *QUIET)
-    assert code == 2 and "data.init_args.task='instrument'" in error_line(err)
+                    "--model.init_args.task=pitch", f"--trainer.default_root_dir={tmp_path / 'run'}", *QUIET)
+    line = error_line(err)
+    assert code == 2 and "data.init_args.task='instrument'" in line and "model.init_args.task='pitch'" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_the_model_takes_the_data_task(checkpoints, demo_root, tmp_path):
+    cli = cli_main([*finetune_args(), f"--model.init_args.encoder.path={checkpoints['pretrain']}",
+                    f"--data.init_args.root={demo_root / 'nsynth'}", "--data.init_args.task=instrument",
+                    f"--trainer.default_root_dir={tmp_path / 'run'}", *QUIET], run=False)
+    assert cli.model.hparams.task == "instrument" and cli.model.num_classes == 11
 
 
 @pytest.mark.parametrize("fragments,override,expected", [

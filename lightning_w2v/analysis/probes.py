@@ -2,7 +2,8 @@
 
 A probe answers: how much pitch (or instrument family) can a linear classifier read off a
 representation? Here every representation is the mean over time of one layer's output for
-one note (the CNN output, and each hidden state: 0 = Transformer input, i = layer i). The
+one note (the feature encoder's output where the encoder has one, e.g. wav2vec 2.0's CNN, and
+each hidden state: for wav2vec 2.0, 0 = Transformer input, i = layer i). The
 classifier is a full-batch multinomial logistic regression on standardised features
 (train-set mean and std), fitted with L-BFGS for a fixed number of iterations in float64
 on the CPU: the same notes and features always give the same accuracy.
@@ -22,7 +23,8 @@ import torch
 import torchaudio
 from torch import Tensor
 
-from ..models.backbone import Wav2Vec2Backbone
+from ..encoders import untrained_like
+from ..models.encoder import Encoder
 from ..vocabulary import SAMPLE_RATE
 
 # Updates between the probes of a pre-training run by default (LinearProbe): one probe of `tiny`
@@ -33,32 +35,32 @@ DEFAULT_PROBE_INTERVAL = 2000
 CNN = "cnn"
 
 
-def layer_names(num_layers: int) -> list[str]:
-    """Feature names of :func:`pooled_layer_features`: ``cnn``, ``layer_0`` .. ``layer_L``."""
-    return [CNN] + [f"layer_{i}" for i in range(num_layers + 1)]
+def layer_names(num_hidden_states: int, frontend: bool = True) -> list[str]:
+    """Feature names of :func:`pooled_layer_features`: ``cnn`` (with a frontend), ``layer_0`` ..
+    ``layer_{n-1}`` for ``n`` hidden states."""
+    return ([CNN] if frontend else []) + [f"layer_{i}" for i in range(num_hidden_states)]
 
 
 @torch.no_grad()
-def pooled_layer_features(backbone: Wav2Vec2Backbone, waveforms: Tensor, batch_size: int = 16,
+def pooled_layer_features(encoder: Encoder, waveforms: Tensor, batch_size: int = 16,
                           device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """(N, S) equal-length notes -> ``{name: (N, D)}`` mean-pooled CNN output and hidden states.
+    """(N, S) equal-length notes -> ``{name: (N, D)}`` mean-pooled frontend output and hidden states.
 
-    The backbone runs in eval mode (no dropout, no layerdrop, no masking) and is put back in
+    The encoder runs in eval mode (no dropout, no layerdrop, no masking) and is put back in
     the mode it was in.
     """
-    was_training = backbone.training
-    backbone.eval()
+    was_training = encoder.training
+    encoder.eval()
+    names = layer_names(encoder.num_hidden_states, encoder.has_frontend)
     pooled: dict[str, list[Tensor]] = {}
     try:
         for start in range(0, len(waveforms), batch_size):
-            batch = waveforms[start:start + batch_size].to(device)
-            features, _ = backbone.extract_features(batch)  # (B, T, C)
-            x = backbone.project(backbone.normalize_features(features))
-            hidden = backbone.transform(x, output_hidden_states=True).hidden_states  # L+1 x (B, T, E)
-            for name, value in zip(layer_names(backbone.num_layers), [features, *hidden]):
+            out = encoder(waveforms[start:start + batch_size].to(device), output_hidden_states=True)
+            values = ([out.frontend] if encoder.has_frontend else []) + list(out.hidden_states)  # each (B, T, D)
+            for name, value in zip(names, values):
                 pooled.setdefault(name, []).append(value.float().mean(dim=1).cpu())  # (B, D)
     finally:
-        backbone.train(was_training)
+        encoder.train(was_training)
     return {name: torch.cat(parts) for name, parts in pooled.items()}
 
 
@@ -127,17 +129,7 @@ def probe_all(train: dict[str, Tensor], test: dict[str, Tensor], train_labels: d
     return results
 
 
-def untrained_like(backbone: Wav2Vec2Backbone, seed: int = 0) -> Wav2Vec2Backbone:
-    """A freshly initialised encoder of the same architecture (a fixed seed; global RNG untouched)."""
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        return Wav2Vec2Backbone(backbone.config)
-    finally:
-        torch.random.set_rng_state(state)
-
-
-def baseline_accuracies(backbone: Wav2Vec2Backbone, train_waves: Tensor, test_waves: Tensor,
+def baseline_accuracies(backbone: Encoder, train_waves: Tensor, test_waves: Tensor,
                         train_labels: dict[str, Tensor], test_labels: dict[str, Tensor], seed: int = 0,
                         iterations: int = 100, device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
     """``{baseline: {task: accuracy}}``: the untrained encoder's best layer, log-mel statistics, majority."""

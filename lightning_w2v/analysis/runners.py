@@ -14,15 +14,23 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints.encoders import EncoderSpec, load_encoder, load_pretraining_model
 from ..data.audio import read_audio, resample
 from ..data.formats import FAMILIES
 from ..data.musicnet import find_musicnet_dir, list_recordings
 from ..data.nsynth import load_nsynth_split
+from ..encoders import (
+    EncoderSpec,
+    load_encoder,
+    load_pretraining_model,
+    require_quantizer,
+    source_of,
+    untrained_like,
+)
 from ..errors import ConfigError, DataError
 from ..files import claim_folder
 from ..files.ownership import only_names
 from ..models import Wav2Vec2ForPretraining
+from ..models.encoder import Encoder
 from ..vocabulary import SAMPLE_RATE
 from .codebooks import (
     cooccurrence,
@@ -73,16 +81,6 @@ def nsynth_codes(model: Wav2Vec2ForPretraining, records: list[dict], batch_size:
             "note": np.concatenate(note), "num_entries": np.array(model.config.num_codevectors_per_group)}
 
 
-def untrained_model_like(model: Wav2Vec2ForPretraining, seed: int = 0) -> Wav2Vec2ForPretraining:
-    """A freshly initialised pre-training model of the same architecture (fixed seed; global RNG untouched)."""
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        return Wav2Vec2ForPretraining(model.config).eval()
-    finally:
-        torch.random.set_rng_state(state)
-
-
 def _joint_scores(summary: dict) -> dict[str, dict[str, float]]:
     return {kind: {"nmi": summary["joint"][kind]["nmi"], "purity": summary["joint"][kind]["purity"]}
             for kind in ("pitch", "family")}
@@ -99,7 +97,7 @@ def codebook_analysis(ckpt: str | Path, nsynth_root: str | Path, out_dir: str | 
     """
     model = load_pretraining_model(ckpt, "--ckpt")
     baseline = (load_pretraining_model(baseline_ckpt, "--baseline-ckpt") if baseline_ckpt
-                else untrained_model_like(model, baseline_seed))
+                else untrained_like(model, baseline_seed))
     records = load_nsynth_split(nsynth_root, split)[:max_notes]
     data = nsynth_codes(model, records, device=device)
     out = claim_analysis_folder(out_dir)  # only once the checkpoints and the notes were read
@@ -170,15 +168,18 @@ def _middle_crops(musicnet_root: str | Path, fraction: float, seconds: float,
 
 
 @torch.no_grad()
-def layer_representations(backbone, crops: Sequence[np.ndarray], batch_size: int = 8,
+def layer_representations(encoder: Encoder, crops: Sequence[np.ndarray], batch_size: int = 8,
                           device: str = "cpu") -> tuple[np.ndarray, list[np.ndarray]]:
-    """CNN output (N, C) and every Transformer layer's output [(N, E)] * L, frames stacked."""
-    backbone = backbone.to(device).eval()
+    """The feature encoder's output (N, C) and every layer's output [(N, E)] * L (hidden states 1..L),
+    frames stacked; ConfigError for an encoder without a separate feature encoder."""
+    if not encoder.has_frontend:
+        raise ConfigError(f"PWCCA compares each layer with the feature encoder's output; a {type(encoder).__name__} "
+                          "has no separate feature encoder")
+    encoder = encoder.to(device).eval()
     cnn, layers = [], None
     for group in _batches(list(crops), batch_size):
-        waves = torch.from_numpy(np.stack(group)).to(device)
-        features, _ = backbone.extract_features(waves)  # (B, T, C)
-        out = backbone.transform(backbone.project(backbone.normalize_features(features)), output_hidden_states=True)
+        out = encoder(torch.from_numpy(np.stack(group)).to(device), output_hidden_states=True)
+        features = out.frontend  # (B, T, C)
         cnn.append(features.reshape(-1, features.shape[-1]).cpu().numpy())
         hidden = [h.reshape(-1, h.shape[-1]).cpu().numpy() for h in out.hidden_states[1:]]
         layers = [[h] for h in hidden] if layers is None else [acc + [h] for acc, h in zip(layers, hidden)]
@@ -204,8 +205,7 @@ def pwcca_analysis(ckpts: Sequence[str | Path], musicnet_root: str | Path, out_d
     if not crops:
         raise DataError(f"no MusicNet recording under {musicnet_root} is {seconds} s long")
     out = claim_analysis_folder(out_dir)
-    names = list(names) if names else [Path(str(c)).stem if spec.source == "checkpoint" else spec.display_label
-                                       for c, spec in zip(ckpts, specs)]
+    names = list(names) if names else [source_of(spec).figure_name() for spec in specs]
     curves: dict[str, list[float]] = {}
     for name, backbone in zip(names, backbones):
         cnn, layers = layer_representations(backbone, crops, device=device)
@@ -232,6 +232,5 @@ def _log_images(logger, prefix: str, images: list[tuple[str, Path]]) -> None:
 
 def check_codebook_sources(ckpts: Sequence[str | Path], sources: Sequence[str] | None) -> None:
     """ConfigError unless every encoder named for a codebook analysis has a quantizer."""
-    if any(source != "checkpoint" for source in sources or []):
-        raise ConfigError("analyze codebooks needs a quantizer: only our pre-training checkpoints have one "
-                          "(--source checkpoint)")
+    require_quantizer([EncoderSpec(source=source, path=str(ckpt))
+                       for ckpt, source in zip(ckpts, sources or ["checkpoint"] * len(ckpts))])

@@ -14,17 +14,10 @@ quantizer / projections as unexpected keys). Files:
                               16 kHz, no normalisation, as BASE was pre-trained), attention
                               masks only for layer-norm extractors
 
-Weight mapping (the inverse of torchaudio's ``import_huggingface_model``):
-
-    ours                                      transformers Wav2Vec2ForPreTraining
-    backbone.feature_extractor.*          ->  wav2vec2.feature_extractor.*
-    backbone.encoder.feature_projection.* ->  wav2vec2.feature_projection.*
-    backbone.encoder.transformer.*        ->  wav2vec2.encoder.*
-    mask_emb                              ->  wav2vec2.masked_spec_embed
-    quantizer.codevectors                 ->  quantizer.codevectors
-    quantizer.weight_proj.*               ->  quantizer.weight_proj.*
-    final_proj.*                          ->  project_hid.*
-    project_q.*                           ->  project_q.*
+Weight mapping: one table, :data:`~lightning_w2v.models.interop.HF_BACKBONE_MODULES` (the
+backbone's modules: CNN, feature projection, Transformer) and
+:data:`~lightning_w2v.models.interop.HF_PRETRAINING_HEAD` (mask embedding, quantizer,
+``final_proj`` as ``project_hid``, ``project_q``), which the import reads in reverse.
 
 The positional convolution's weight norm is named ``parametrizations.weight.original0/1``
 in current torch and ``weight_g/weight_v`` in old checkpoints. We never rename keys by
@@ -55,15 +48,16 @@ from ..files import atomic_write_text, claim_folder
 from ..files.atomic import atomic_save
 from ..files.ownership import only_names
 from ..models.backbone import Wav2Vec2Backbone, build_torchaudio_model, torchaudio_kwargs
-from ..models.config import Wav2Vec2Config
+from ..models.config import PretrainingObjective, Wav2Vec2Config
 from ..models.interop import (
+    HF_BACKBONE_MODULES,
+    HF_PRETRAINING_HEAD,
     backbone_from_huggingface,
     config_to_huggingface,
+    copy_named_weights,
     from_huggingface_pretraining,
 )
 from ..models.wav2vec2 import Wav2Vec2ForPretraining
-from .encoders import _pretraining_model, backbone_from_checkpoint
-from .huggingface import huggingface_model
 from .reader import read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -90,9 +84,11 @@ def resolve_model(ckpt_or_model: Any) -> nn.Module:
             if isinstance(inner, (Wav2Vec2ForPretraining, Wav2Vec2Backbone)):
                 return inner
         raise TypeError(f"cannot export a {type(ckpt_or_model).__name__}: expected a wav2vec 2.0 model")
+    from ..encoders.sources.checkpoint import backbone_from_checkpoint, pretraining_model_of
+
     checkpoint = read_checkpoint(ckpt_or_model, "--ckpt")  # read once, whatever its kind
     if checkpoint.kind == "pretrain":
-        return _pretraining_model(checkpoint).eval()
+        return pretraining_model_of(checkpoint).eval()
     return backbone_from_checkpoint(checkpoint, key="--ckpt")
 
 
@@ -116,9 +112,11 @@ def to_transformers_model(ckpt_or_model: Any) -> nn.Module:
 
     backbone, full = _split(resolve_model(ckpt_or_model))
     config: Wav2Vec2Config = backbone.config
-    hf_config = config_to_huggingface(config)
+    objective = full.objective if full is not None else None
+    hf_config = config_to_huggingface(config, objective)
     extra: dict[str, Any] = {"config": config.to_dict()}
     if full is not None:
+        extra["objective"] = objective.to_dict()
         extra["temperature"] = float(full.quantizer.temperature)
     setattr(hf_config, CONFIG_KEY, extra)
 
@@ -127,17 +125,10 @@ def to_transformers_model(ckpt_or_model: Any) -> nn.Module:
         encoder = hf.wav2vec2
     else:
         hf = encoder = transformers.Wav2Vec2Model(hf_config)
-    with torch.no_grad():
-        encoder.feature_extractor.load_state_dict(backbone.feature_extractor.state_dict(), strict=True)
-        encoder.feature_projection.load_state_dict(backbone.encoder.feature_projection.state_dict(), strict=True)
-        encoder.encoder.load_state_dict(backbone.encoder.transformer.state_dict(), strict=True)
-        if full is not None:
-            encoder.masked_spec_embed.copy_(full.mask_emb)
-            hf.quantizer.codevectors.copy_(full.quantizer.codevectors)
-            hf.quantizer.weight_proj.load_state_dict(full.quantizer.weight_proj.state_dict(), strict=True)
-            hf.project_hid.load_state_dict(full.final_proj.state_dict(), strict=True)
-            hf.project_q.load_state_dict(full.project_q.state_dict(), strict=True)
-            hf.set_gumbel_temperature(float(full.quantizer.temperature))
+    copy_named_weights(backbone, encoder, HF_BACKBONE_MODULES)
+    if full is not None:
+        copy_named_weights(full, hf, HF_PRETRAINING_HEAD)
+        hf.set_gumbel_temperature(float(full.quantizer.temperature))
     return hf.eval()
 
 
@@ -187,11 +178,14 @@ def load_exported(model_dir: str | os.PathLike):
     hf_config = HFConfig.from_pretrained(str(model_dir))
     extra = getattr(hf_config, CONFIG_KEY, None) or {}
     pretraining = "Wav2Vec2ForPreTraining" in (hf_config.architectures or [])
+    from ..encoders.sources.huggingface import huggingface_model
+
     if pretraining:
         model = from_huggingface_pretraining(huggingface_model(model_dir, "Wav2Vec2ForPreTraining"))
         if extra.get("config"):
             config = Wav2Vec2Config.from_dict(extra["config"])
-            restored = Wav2Vec2ForPretraining(config, backbone=Wav2Vec2Backbone(config, _as_torchaudio(model.backbone)))
+            objective = PretrainingObjective.from_dict(extra.get("objective") or extra["config"])
+            restored = Wav2Vec2ForPretraining(config, objective, backbone=_as_torchaudio(model.backbone))
             restored.load_state_dict(model.state_dict(), strict=True)
             model = restored
         if "temperature" in extra:

@@ -4,8 +4,11 @@ Our checkpoints are Lightning checkpoints of :class:`~lightning_w2v.tasks.Pretra
 (kind ``pretrain``: the whole pre-training model, quantizer included) or
 :class:`~lightning_w2v.tasks.FinetuneModule` (kind ``finetune``: encoder + head). Since 0.2
 each carries ``checkpoint["lightning_w2v"] = {"kind", "version"}``; older ones are told apart
-by their hyper-parameters and weight names. The architecture is stored beside the weights
-(``wav2vec2_config``), so any consumer can rebuild the model without the run's YAML.
+by their hyper-parameters and weight names. The encoder's architecture is stored beside the
+weights (``encoder_architecture``; for the wav2vec 2.0 family also its model config,
+``wav2vec2_config``, and for pre-training the objective, ``pretraining_objective``), so any
+consumer can rebuild the model without the run's YAML. Up to 0.2 the model config and the
+objective were one dict under ``wav2vec2_config``; both are read from it.
 
 Files are opened with ``mmap=True`` where torch allows it (zip-format files, all that torch
 >= 1.6 writes): tensors are then read from disk only when used, so reading a W&B run id or a
@@ -24,11 +27,13 @@ import torch
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..models.config import Wav2Vec2Config, preset_config
+from ..models.config import PretrainingObjective, Wav2Vec2Config, preset_config, preset_objective, split_overrides
 
 OUR_KINDS = ("pretrain", "finetune", "encoder")  # "encoder": encoder weights and config only, not resumable
 STAMP_KEY = "lightning_w2v"  # {"kind": ..., "version": ...} in every checkpoint we write
 CONFIG_KEY = "wav2vec2_config"
+OBJECTIVE_KEY = "pretraining_objective"
+ARCHITECTURE_KEY = "encoder_architecture"
 WANDB_RUN_ID_KEY = "wandb_run_id"
 KIND_NAMES = {"pretrain": "a pre-training checkpoint (PretrainModule)",
               "finetune": "a fine-tuning checkpoint (FinetuneModule)",
@@ -101,16 +106,32 @@ class Checkpoint:
         return text
 
     def config(self, preset: str | None = None) -> Wav2Vec2Config:
-        """The stored architecture (``preset`` overrides it, e.g. for a checkpoint without one)."""
+        """The stored model config (``preset`` overrides it, e.g. for a checkpoint without one)."""
         if preset:
             return preset_config(preset)
         if CONFIG_KEY in self.content:
             return Wav2Vec2Config.from_dict(self.content[CONFIG_KEY])
         hparams = self.hparams
         if "preset" in hparams:
-            return preset_config(hparams["preset"], **(hparams.get("model_overrides") or {}))
+            model, _ = split_overrides(hparams.get("model_overrides"))
+            return preset_config(hparams["preset"], **model)
         raise CheckpointError(f"{self.path} holds no wav2vec2 config: pass encoder.preset to say which "
                               "architecture it is")
+
+    def objective(self) -> PretrainingObjective:
+        """The stored pre-training objective (0.1 and 0.2 kept it in the model config's dict)."""
+        for key in (OBJECTIVE_KEY, CONFIG_KEY):
+            if key in self.content:
+                return PretrainingObjective.from_dict(self.content[key])
+        hparams = self.hparams
+        _, objective = split_overrides(hparams.get("model_overrides"))
+        return preset_objective(hparams.get("preset", "base"), **objective)
+
+    def architecture(self) -> dict[str, Any]:
+        """What the stored encoder's weights need (see ``Encoder.architecture``)."""
+        if ARCHITECTURE_KEY in self.content:
+            return dict(self.content[ARCHITECTURE_KEY])
+        return self.config().to_dict()
 
     def weights(self, prefix: str) -> dict[str, torch.Tensor]:
         """The entries of the state dict under ``prefix`` (e.g. ``"model."``), prefix removed."""
@@ -156,7 +177,13 @@ def read_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> Checkpo
     return Checkpoint(Path(str(path)).expanduser(), kind, content)
 
 
-def stamp(checkpoint: dict[str, Any], kind: str, config: Wav2Vec2Config) -> None:
-    """What our modules add to every checkpoint they save: the kind and the architecture."""
+def stamp(checkpoint: dict[str, Any], kind: str, architecture: dict[str, Any],
+          config: Wav2Vec2Config | None = None, objective: PretrainingObjective | None = None) -> None:
+    """What our modules add to every checkpoint they save: the kind and the encoder's architecture, and
+    for the wav2vec 2.0 family its model config (and pre-training's objective)."""
     checkpoint[STAMP_KEY] = {"kind": kind, "version": __version__}
-    checkpoint[CONFIG_KEY] = config.to_dict()
+    checkpoint[ARCHITECTURE_KEY] = architecture
+    if config is not None:
+        checkpoint[CONFIG_KEY] = config.to_dict()
+    if objective is not None:
+        checkpoint[OBJECTIVE_KEY] = objective.to_dict()

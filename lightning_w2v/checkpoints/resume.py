@@ -7,7 +7,7 @@ Here the run's own config decides, and the checkpoint must match it:
 
 - the kind: a pre-training run resumes from a pre-training checkpoint, a fine-tuning run
   from a fine-tuning one;
-- the architecture (the stored ``wav2vec2_config`` against the model this run built);
+- the architecture (the stored encoder architecture against the encoder this run built);
 - for fine-tuning, the task (the head's classes), the policy (what trains, and the optimiser's
   parameter groups) and the layer the head reads.
 
@@ -27,16 +27,26 @@ RUN_NAMES = {"pretrain": "a pre-training run (PretrainModule)", "finetune": "a f
 IGNORED_HPARAMS = {"_class_path", "_instantiator", "init_from", "init_mode", "encoder", "results_dir"}
 
 
-def check_fits(checkpoint: Checkpoint, kind: str, config: Wav2Vec2Config, hparams: dict[str, Any],
+def architecture_differences(stored: dict[str, Any], built: dict[str, Any]) -> list[str]:
+    """``"field: stored vs built"`` for each setting the weights depend on that differs: the shape
+    settings of two wav2vec 2.0-family configs, every entry of any other encoder's architecture."""
+    if "encoder" not in stored and "encoder" not in built:  # both wav2vec 2.0 family: shapes only
+        return Wav2Vec2Config.from_dict(stored).architecture_differences(Wav2Vec2Config.from_dict(built))
+    return [f"{name}: {stored.get(name)} vs {built.get(name)}" for name in sorted(set(stored) | set(built))
+            if stored.get(name) != built.get(name)]
+
+
+def check_fits(checkpoint: Checkpoint, kind: str, architecture: dict[str, Any], hparams: dict[str, Any],
                key: str = "--ckpt_path") -> list[str]:
-    """Raise :class:`CheckpointError` unless ``checkpoint`` fits a run of ``kind`` with ``config``
-    and ``hparams``; return ``"name: checkpoint -> run"`` for the other settings that differ."""
+    """Raise :class:`CheckpointError` unless ``checkpoint`` fits a run of ``kind`` whose encoder has
+    ``architecture`` and whose settings are ``hparams``; return ``"name: checkpoint -> run"`` for the
+    other settings that differ."""
     where = f"{key} {checkpoint.path}"
     if checkpoint.kind != kind:
         raise CheckpointError(
             f"{where} is {checkpoint.description}, but this run is {RUN_NAMES[kind]}: "
             f"give it one of its own checkpoints, or run the config that wrote this one")
-    differences = checkpoint.config().architecture_differences(config)
+    differences = architecture_differences(checkpoint.architecture(), architecture)
     if differences:
         raise CheckpointError(
             f"{where} has another architecture than this run ({'; '.join(differences)}, checkpoint vs run): "

@@ -11,7 +11,6 @@ data2vec-audio (its stacked positional convs in place of wav2vec 2.0's one).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torchaudio
@@ -20,7 +19,10 @@ from torchaudio.models.wav2vec2 import components
 
 from ..vocabulary import SAMPLE_RATE
 from .config import Wav2Vec2Config
+from .encoder import Encoder, EncoderOutput, padding_mask_from_lengths
 from .families import StackedPositionalEmbedding, to_model_input
+
+__all__ = ["EncoderOutput", "GradMultiply", "Wav2Vec2Backbone", "build_torchaudio_model", "padding_mask_from_lengths"]
 
 
 class GradMultiply(torch.autograd.Function):
@@ -34,13 +36,6 @@ class GradMultiply(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         return grad * ctx.scale, None
-
-
-@dataclass
-class EncoderOutput:
-    last_hidden_state: Tensor  # (B, T, E)
-    hidden_states: list[Tensor] | None  # [projected input, layer 1, ..., layer L], each (B, T, E)
-    padding_mask: Tensor | None  # (B, T) True at padding frames
 
 
 def torchaudio_kwargs(config: Wav2Vec2Config) -> dict:
@@ -97,8 +92,23 @@ def init_like_fairseq(model: nn.Module) -> None:
             module.layers.apply(components._init_transformer_params)
 
 
-class Wav2Vec2Backbone(nn.Module):
-    def __init__(self, config: Wav2Vec2Config, torchaudio_model: nn.Module | None = None) -> None:
+class Wav2Vec2Backbone(Encoder):
+    """The wav2vec 2.0 family's encoder as an :class:`~lightning_w2v.models.encoder.Encoder`.
+
+    Hidden state 0 is the Transformer's input (after the projection and the positional
+    convolution), state i is layer i's output; the frontend is the CNN's output.
+
+    ``feature_grad_mult`` scales the gradient that reaches the CNN (pre-training's fairseq setting:
+    0.1; fine-tuning: the full gradient, 1.0) and ``layerdrop`` is this run's layerdrop (default:
+    the config's): both are choices of the run that builds the backbone, not of the model.
+    """
+
+    parts = {"cnn": "feature_extractor"}  # FT2 freezes the CNN feature encoder
+    needs_windows = True
+    has_frontend = True
+
+    def __init__(self, config: Wav2Vec2Config, torchaudio_model: nn.Module | None = None, *,
+                 feature_grad_mult: float = 1.0, layerdrop: float | None = None) -> None:
         super().__init__()
         self.config = config
         source = torchaudio_model
@@ -107,9 +117,21 @@ class Wav2Vec2Backbone(nn.Module):
             init_like_fairseq(source)
         self.feature_extractor = source.feature_extractor  # CNN: (B, S) -> (B, T, C)
         self.encoder = source.encoder  # .feature_projection and .transformer
-        self.layerdrop = config.layerdrop
+        self.feature_grad_mult = float(feature_grad_mult)
+        self.layerdrop = config.layerdrop if layerdrop is None else float(layerdrop)
         # Layerdrop decisions come from a CPU generator: no device sync, and reproducible.
         self._layerdrop_rng = torch.Generator().manual_seed(0)
+        self.sample_rate = config.sample_rate
+        self.hop_samples = config.downsampling  # 320: 20 ms at 16 kHz
+        self.first_frame_centre = config.receptive_field / 2  # frame 0 covers samples [0, 400)
+        self.min_samples = config.receptive_field
+        self.hidden_sizes = (config.embed_dim,) * (config.num_layers + 1)
+
+    def num_frames(self, num_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
+        return self.config.num_frames(num_samples, sample_rate)
+
+    def architecture(self) -> dict:
+        return self.config.to_dict()
 
     @property
     def transformer(self) -> nn.Module:
@@ -136,7 +158,7 @@ class Wav2Vec2Backbone(nn.Module):
                          sample_rate: int = SAMPLE_RATE) -> tuple[Tensor, Tensor | None]:
         """(B, S) audio at ``sample_rate`` -> (B, T, C) CNN features and (B,) frame lengths (None if unpadded)."""
         waveforms, lengths = self.prepare_input(waveforms, lengths, sample_rate)
-        mult = self.config.feature_grad_mult
+        mult = self.feature_grad_mult
         if (self.training and mult == 0.0) or not self.cnn_trains:
             with torch.no_grad():  # no gradient can reach the CNN: do not record its graph
                 features, frame_lengths = self.feature_extractor(waveforms, lengths)
@@ -223,12 +245,7 @@ class Wav2Vec2Backbone(nn.Module):
         features, frame_lengths = self.extract_features(waveforms, lengths, sample_rate)
         x = self.project(self.normalize_features(features))
         padding_mask = padding_mask_from_lengths(frame_lengths, x.shape[1])
-        return self.transform(x, padding_mask, output_hidden_states=output_hidden_states)
-
-
-def padding_mask_from_lengths(lengths: Tensor | None, frames: int) -> Tensor | None:
-    """(B,) valid lengths -> (B, T) True at padding; None when there is no padding info."""
-    if lengths is None:
-        return None
-    positions = torch.arange(frames, device=lengths.device)
-    return positions[None, :] >= lengths[:, None]
+        out = self.transform(x, padding_mask, output_hidden_states=output_hidden_states)
+        if output_hidden_states:
+            out.frontend = features
+        return out

@@ -1,7 +1,7 @@
 """Conversion between our models and transformers / torchaudio / fairseq models, in memory.
 
 Pure functions from models or state dicts that are already loaded (the files are opened in
-:mod:`lightning_w2v.checkpoints.encoders`). The backbone always goes through torchaudio's own
+:mod:`lightning_w2v.encoders`). The backbone always goes through torchaudio's own
 importers (``import_huggingface_model``, fairseq's state-dict converter), which reproduce
 transformers' hidden states exactly; only the pre-training head (quantizer, projections,
 mask embedding) is mapped here.
@@ -20,13 +20,13 @@ from torchaudio.models.wav2vec2.utils.import_fairseq import _convert_state_dict
 from ..errors import CheckpointError
 from ..vocabulary import SAMPLE_RATE
 from .backbone import Wav2Vec2Backbone, build_torchaudio_model
-from .config import Wav2Vec2Config
+from .config import PretrainingObjective, Wav2Vec2Config
 from .wav2vec2 import Wav2Vec2ForPretraining
 
 log = logging.getLogger(__name__)
 
 
-# Our config field -> transformers' Wav2Vec2Config field, for the fields that map one to one.
+# Our model config's field -> transformers' config field, for the fields that map one to one ...
 HF_FIELDS = {
     "conv_bias": "conv_bias", "embed_dim": "hidden_size", "num_layers": "num_hidden_layers",
     "num_heads": "num_attention_heads", "ffn_dim": "intermediate_size", "layer_norm_first": "do_stable_layer_norm",
@@ -35,11 +35,52 @@ HF_FIELDS = {
     "activation_dropout": "activation_dropout", "dropout_input": "feat_proj_dropout",
     "dropout_features": "feat_quantizer_dropout", "layerdrop": "layerdrop",
     "num_codevector_groups": "num_codevector_groups", "num_codevectors_per_group": "num_codevectors_per_group",
-    "codevector_dim": "codevector_dim", "final_dim": "proj_codevector_dim", "mask_prob": "mask_time_prob",
-    "mask_length": "mask_time_length", "min_masks": "mask_time_min_masks", "num_negatives": "num_negatives",
-    "logit_temperature": "contrastive_logits_temperature", "diversity_loss_weight": "diversity_loss_weight",
+    "codevector_dim": "codevector_dim", "final_dim": "proj_codevector_dim",
+}
+# ... and our pre-training objective's
+HF_OBJECTIVE_FIELDS = {
+    "mask_prob": "mask_time_prob", "mask_length": "mask_time_length", "min_masks": "mask_time_min_masks",
+    "num_negatives": "num_negatives", "logit_temperature": "contrastive_logits_temperature",
+    "diversity_loss_weight": "diversity_loss_weight",
 }
 HF_DEFAULTS = {"feat_quantizer_dropout": 0.0}  # missing from some transformers configs
+
+# The one weight-name table between our models and transformers', read in both directions (import
+# here, export in lightning_w2v.checkpoints.export). Module paths: ours under the backbone, theirs under
+# the transformers base model (Wav2Vec2Model; ``wav2vec2.`` inside Wav2Vec2ForPreTraining).
+HF_BACKBONE_MODULES = (
+    ("feature_extractor", "feature_extractor"),
+    ("encoder.feature_projection", "feature_projection"),
+    ("encoder.transformer", "encoder"),
+)
+# The pre-training head: ours under Wav2Vec2ForPretraining, theirs under Wav2Vec2ForPreTraining.
+HF_PRETRAINING_HEAD = (
+    ("mask_emb", "wav2vec2.masked_spec_embed"),
+    ("quantizer.codevectors", "quantizer.codevectors"),
+    ("quantizer.weight_proj", "quantizer.weight_proj"),
+    ("final_proj", "project_hid"),
+    ("project_q", "project_q"),
+)
+
+
+def _named(model: nn.Module, path: str):
+    """The submodule or parameter at ``path``."""
+    module_path, _, leaf = path.rpartition(".")
+    owner = model.get_submodule(module_path) if module_path else model
+    return getattr(owner, leaf)
+
+
+@torch.no_grad()
+def copy_named_weights(source: nn.Module, target: nn.Module, pairs, reverse: bool = False) -> None:
+    """Copy each ``(ours, theirs)`` of ``pairs`` from ``source`` to ``target`` (ours -> theirs, or the
+    reverse): a parameter by value, a module by strict ``load_state_dict``."""
+    for ours, theirs in pairs:
+        src_path, dst_path = (theirs, ours) if reverse else (ours, theirs)
+        src, dst = _named(source, src_path), _named(target, dst_path)
+        if isinstance(dst, nn.Module):
+            dst.load_state_dict(src.state_dict(), strict=True)
+        else:
+            dst.copy_(src)
 
 
 # transformers model type -> our Transformer family (HuBERT and MERT share wav2vec 2.0's encoder)
@@ -68,10 +109,17 @@ def config_from_huggingface(hf_config: Any, sample_rate: int = SAMPLE_RATE, norm
     )
 
 
-def config_to_huggingface(config: Wav2Vec2Config):
-    """Ours -> transformers ``Wav2Vec2Config``."""
+def objective_from_huggingface(hf_config: Any) -> PretrainingObjective:
+    """The pre-training settings a transformers config holds (the rest: BASE's)."""
+    values = {ours: getattr(hf_config, theirs, None) for ours, theirs in HF_OBJECTIVE_FIELDS.items()}
+    return PretrainingObjective(**{ours: value for ours, value in values.items() if value is not None})
+
+
+def config_to_huggingface(config: Wav2Vec2Config, objective: PretrainingObjective | None = None):
+    """Ours -> transformers ``Wav2Vec2Config`` (the objective: BASE's unless given)."""
     from transformers import Wav2Vec2Config as HFConfig  # optional: the transformers extra
 
+    objective = objective or PretrainingObjective()
     return HFConfig(
         conv_dim=[layer[0] for layer in config.conv_layers],
         conv_kernel=[layer[1] for layer in config.conv_layers],
@@ -82,6 +130,7 @@ def config_to_huggingface(config: Wav2Vec2Config):
         hidden_act="gelu",
         apply_spec_augment=True,
         **{theirs: getattr(config, ours) for ours, theirs in HF_FIELDS.items()},
+        **{theirs: getattr(objective, ours) for ours, theirs in HF_OBJECTIVE_FIELDS.items()},
     )
 
 
@@ -103,23 +152,19 @@ def _import_data2vec_audio(hf_model: nn.Module, config: Wav2Vec2Config) -> nn.Mo
     its positional convs are :class:`StackedPositionalEmbedding`, all with the same weight names.
     """
     model = build_torchaudio_model(config)
-    model.feature_extractor.load_state_dict(hf_model.feature_extractor.state_dict())
-    model.encoder.feature_projection.load_state_dict(hf_model.feature_projection.state_dict())
-    model.encoder.transformer.load_state_dict(hf_model.encoder.state_dict())
+    copy_named_weights(hf_model, model, HF_BACKBONE_MODULES, reverse=True)
     return model
 
 
 def from_huggingface_pretraining(hf_model: nn.Module, sample_rate: int = SAMPLE_RATE,
                                  normalize_waveform: bool = False) -> Wav2Vec2ForPretraining:
-    """transformers ``Wav2Vec2ForPreTraining`` (in memory) -> our ``Wav2Vec2ForPretraining`` (all weights)."""
+    """transformers ``Wav2Vec2ForPreTraining`` (in memory) -> our ``Wav2Vec2ForPretraining`` (all weights).
+
+    Its objective: transformers' masking and loss settings, where its config has them (see
+    :func:`objective_from_huggingface`)."""
     backbone = backbone_from_huggingface(hf_model.wav2vec2, sample_rate, normalize_waveform)
-    model = Wav2Vec2ForPretraining(backbone.config, backbone=backbone)
-    with torch.no_grad():
-        model.mask_emb.copy_(hf_model.wav2vec2.masked_spec_embed)
-        model.quantizer.codevectors.copy_(hf_model.quantizer.codevectors)
-        model.quantizer.weight_proj.load_state_dict(hf_model.quantizer.weight_proj.state_dict())
-        model.final_proj.load_state_dict(hf_model.project_hid.state_dict())
-        model.project_q.load_state_dict(hf_model.project_q.state_dict())
+    model = Wav2Vec2ForPretraining(backbone.config, objective_from_huggingface(hf_model.config), backbone=backbone)
+    copy_named_weights(hf_model, model, HF_PRETRAINING_HEAD, reverse=True)
     return model
 
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from . import losses
 from .backbone import Wav2Vec2Backbone, padding_mask_from_lengths
-from .config import Wav2Vec2Config, preset_config
+from .config import PretrainingObjective, Wav2Vec2Config, preset_config, preset_objective, split_overrides
 from .masking import compute_span_mask, sample_negative_indices
 from .quantizer import GumbelVectorQuantizer
 
@@ -36,10 +36,20 @@ class Wav2Vec2PretrainingOutput:
 
 
 class Wav2Vec2ForPretraining(nn.Module):
-    def __init__(self, config: Wav2Vec2Config | None = None, backbone: Wav2Vec2Backbone | None = None) -> None:
+    """The backbone and pre-training's own parts, trained with ``objective``.
+
+    ``backbone``: an existing backbone (or torchaudio model) whose CNN and Transformer to take
+    over (continued pre-training); by default a freshly initialised one. ``layerdrop``: this
+    run's layerdrop (default: the config's).
+    """
+
+    def __init__(self, config: Wav2Vec2Config | None = None, objective: PretrainingObjective | None = None,
+                 backbone: nn.Module | None = None, layerdrop: float | None = None) -> None:
         super().__init__()
         self.config = config = config or Wav2Vec2Config()
-        self.backbone = backbone if backbone is not None else Wav2Vec2Backbone(config)
+        self.objective = objective = objective or PretrainingObjective()
+        self.backbone = Wav2Vec2Backbone(config, backbone, feature_grad_mult=objective.feature_grad_mult,
+                                         layerdrop=layerdrop)
         self.mask_emb = nn.Parameter(torch.empty(config.embed_dim).uniform_())  # learned [MASK] vector
         self.dropout_features = nn.Dropout(config.dropout_features)
         self.quantizer = GumbelVectorQuantizer(
@@ -47,14 +57,16 @@ class Wav2Vec2ForPretraining(nn.Module):
             num_groups=config.num_codevector_groups,
             num_vars=config.num_codevectors_per_group,
             codevector_dim=config.codevector_dim,
-            temperature=config.temperature_max,
+            temperature=objective.temperature_max,
         )
         self.project_q = nn.Linear(config.codevector_dim, config.final_dim)
         self.final_proj = nn.Linear(config.embed_dim, config.final_dim)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "Wav2Vec2ForPretraining":
-        return cls(preset_config(name, **overrides))
+        """Preset ``name`` with ``overrides`` of either config (see :func:`split_overrides`)."""
+        model, objective = split_overrides(overrides)
+        return cls(preset_config(name, **model), preset_objective(name, **objective))
 
     def compile_pieces(self) -> None:
         """``torch.compile`` the CNN, every Transformer layer and the quantizer, in place.
@@ -74,14 +86,14 @@ class Wav2Vec2ForPretraining(nn.Module):
     def compute_mask(self, batch: int, frames: int, frame_lengths: Tensor | None = None,
                      device: torch.device | None = None, generator: torch.Generator | None = None) -> Tensor:
         """(B, T) span mask with this model's mask_prob, mask_length and min_masks."""
-        cfg = self.config
+        cfg = self.objective
         return compute_span_mask(batch, frames, cfg.mask_prob, cfg.mask_length, cfg.min_masks,
                                  lengths=frame_lengths, device=device, generator=generator,
                                  require_same_masks=cfg.require_same_masks)
 
     def sample_negatives(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """(B, T, K) distractor indices for ``mask`` with this model's num_negatives."""
-        return sample_negative_indices(mask, self.config.num_negatives, generator=generator)
+        return sample_negative_indices(mask, self.objective.num_negatives, generator=generator)
 
     @torch.no_grad()
     def quantize(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -103,7 +115,7 @@ class Wav2Vec2ForPretraining(nn.Module):
         ``mask`` (B, T) bool and ``negative_indices`` (B, T, K) may be given to make a step
         deterministic (e.g. to compare with another implementation); otherwise they are drawn.
         """
-        cfg = self.config
+        cfg = self.objective
         features, frame_lengths = self.backbone.extract_features(waveforms, lengths)  # (B, T, C)
         penalty = losses.feature_penalty(features)
         normed = self.backbone.normalize_features(features)  # (B, T, C)

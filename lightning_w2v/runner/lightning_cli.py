@@ -37,6 +37,7 @@ from ..callbacks import LinearProbe, WandbLogger
 from ..checkpoints import WANDB_RUN_ID_KEY, read_checkpoint
 from ..checkpoints.resume import check_fits
 from ..data.demo_modules import ensure_demo_nsynth
+from ..encoders import SOURCES
 from ..errors import ConfigError, project_error
 from ..files import check_writable, claim_folder
 from ..files.ownership import only_names
@@ -85,6 +86,37 @@ def missing_values(config: Any, prefix: str = "") -> Iterator[str]:
             yield name
         elif hasattr(value, "items"):
             yield from missing_values(value, f"{name}.")
+
+
+def missing_encoder_paths(config: Any) -> list[str]:
+    """``model.init_args.<spec>.path`` for each encoder spec of the model whose source needs a path and has none."""
+    model_args = _init_args(config, "model")
+    missing = []
+    for name in ("encoder", "init_from"):
+        spec = model_args.get(name) if model_args is not None else None
+        if spec is None or not hasattr(spec, "get") or spec.get("source") not in SOURCES:
+            continue  # no spec, or an unknown source (the spec itself names the choices)
+        if SOURCES[spec["source"]].needs_path and not spec.get("path"):
+            missing.append(f"model.init_args.{name}.path")
+    return missing
+
+
+def derive_model_task(config: Any) -> None:
+    """A run's task is written once, as ``data.init_args.task``: a model that takes a task (fine-tuning)
+    gets the data's. A model task set as well must agree (ConfigError naming both otherwise)."""
+    model_args = _init_args(config, "model")
+    data_args = _init_args(config, "data")
+    if model_args is None or data_args is None or "task" not in model_args or data_args.get("task") is None:
+        return
+    if model_args.get("task") is not None and model_args["task"] != data_args["task"]:
+        raise ConfigError(f"model.init_args.task={model_args['task']!r} but data.init_args.task="
+                          f"{data_args['task']!r}: the task is the data's; set data.init_args.task only")
+    model_args["task"] = data_args["task"]
+
+
+def _init_args(config: Any, name: str):
+    section = config.get(name) if hasattr(config, "get") else None
+    return section.get("init_args") if section is not None and hasattr(section, "get") else None
 
 
 def _checkpoint_to_resume(trainer: pl.Trainer, ckpt_path: str | None) -> Path | None:
@@ -138,9 +170,10 @@ class LightningW2VCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         config[COMPOSE_KEY] = None  # already expanded: the saved config.yaml is complete without it
-        missing = sorted(missing_values(config))
+        missing = sorted([*missing_values(config), *missing_encoder_paths(config)])
         if missing:
             raise ConfigError("required value(s) not set: " + ", ".join(f"set --{key}" for key in missing))
+        derive_model_task(config)
 
     # ------------------------------------------------------------------ preflight
     def before_fit(self) -> None:

@@ -1,4 +1,8 @@
-"""LightningModule for NSynth fine-tuning under the paper's FE / FT1 / FT2 policies.
+"""LightningModule for fine-tuning any encoder on any downstream task under the paper's FE / FT1 / FT2 policies.
+
+Nothing here is task- or encoder-specific: the task's spec (:mod:`lightning_w2v.downstream`)
+says what a label is, the outputs, the loss and the metrics; the encoder
+(:mod:`lightning_w2v.encoders`) says its hidden states and its trainable parts.
 
 Freezing is static: the policy decides in ``__init__`` which parameters have
 ``requires_grad``, and ``configure_optimizers`` builds its groups from them. Both run again
@@ -14,21 +18,16 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-)
 
-from ..checkpoints.encoders import EncoderSpec, load_encoder
 from ..checkpoints.reader import stamp
-from ..data.formats import MIN_PITCH, NUM_CLASSES
+from ..downstream import task_spec
+from ..encoders import EncoderSpec, load_encoder
 from ..errors import ConfigError
 from ..files import atomic_write_text
+from ..models.backbone import Wav2Vec2Backbone
 from .common import log_parameter_counts
 from .heads import PooledClassifier
-from .policies import get_policy
+from .policies import get_policy, policy_part
 from .reporting import report_test_results
 
 log = logging.getLogger(__name__)
@@ -36,19 +35,21 @@ log = logging.getLogger(__name__)
 
 
 class FinetuneModule(pl.LightningModule):
-    """Mean-pooled linear classifier on a wav2vec 2.0 encoder.
+    """A head on an encoder, for one downstream task (mean-pooled linear head for clip-level tasks).
 
     Args:
         encoder: where the encoder comes from (see :class:`EncoderSpec`).
-        task: ``pitch`` (112 classes, MIDI 9..120) or ``instrument`` (11 families).
+        task: the downstream task (``lightning_w2v.downstream``), e.g. ``pitch`` (112 classes, MIDI
+            9..120) or ``instrument`` (11 families). In a config it is written once, as
+            ``data.init_args.task``; the CLI passes it on.
         policy: ``FE`` (frozen encoder in eval mode, head only), ``FT1`` (everything trains)
             or ``FT2`` (CNN frozen; projection and Transformer train); see
             :data:`~lightning_w2v.tasks.policies.POLICY_TABLE`.
         encoder_lr: LR of the encoder's trainable weights (default: the policy's, 1e-5).
         head_lr: LR of the head (default: the policy's, 1e-3 for FE and 1e-4 for FT1/FT2).
-        layer: which representation the head reads: ``last`` (the paper), a layer index
-            (0 = Transformer input, i = layer i), or ``weighted`` (learned softmax weights
-            over all of them).
+        layer: which representation the head reads: ``last`` (the paper), a hidden-state index
+            (wav2vec 2.0: 0 = Transformer input, i = layer i), or ``weighted`` (learned softmax
+            weights over all of them).
         standardize_features: non-affine BatchNorm on the pooled features before the linear
             layer (linear-probing practice; off for the paper's plain linear head).
         cache_frozen_features: under FE the encoder is frozen and in eval mode, so its pooled
@@ -64,7 +65,7 @@ class FinetuneModule(pl.LightningModule):
     def __init__(
         self,
         encoder: EncoderSpec,
-        task: str = "pitch",
+        task: str | None = None,
         policy: str = "FT2",
         encoder_lr: float | None = None,
         head_lr: float | None = None,
@@ -75,22 +76,19 @@ class FinetuneModule(pl.LightningModule):
         results_dir: str | None = None,
     ) -> None:
         super().__init__()
-        if task not in NUM_CLASSES:
-            raise ConfigError(f"model.init_args.task={task!r}: choose 'pitch' or 'instrument'")
+        self.task_spec = task_spec(task)
         self.policy = get_policy(policy)
         self.save_hyperparameters()
         self.encoder_spec = encoder if isinstance(encoder, EncoderSpec) else EncoderSpec(**encoder)
-        self.encoder = load_encoder(self.encoder_spec)
-        self.encoder.config.feature_grad_mult = 1.0  # fine-tuning: the CNN gets its full gradient
-        self.num_classes = NUM_CLASSES[task]
-        self.head = PooledClassifier(self.encoder.config.embed_dim, self.num_classes,
-                                     num_hidden_states=self.encoder.num_layers + 1, layer=layer,
+        self.encoder = load_encoder(self.encoder_spec)  # fine-tuning: the CNN gets its full gradient
+        self.num_classes = self.task_spec.num_outputs
+        self.head = PooledClassifier(self.encoder.hidden_sizes, self.num_classes, layer=layer,
                                      standardize=standardize_features)
         self._apply_policy()
-        self.train_metrics = self._make_metrics("train")  # one torchmetrics object per split
-        self.val_metrics = self._make_metrics("val")
-        self.test_metrics = self._make_metrics("test")
-        self.test_confusion = MulticlassConfusionMatrix(num_classes=self.num_classes)
+        self.train_metrics = self.task_spec.metrics("train")  # one torchmetrics object per split
+        self.val_metrics = self.task_spec.metrics("val")
+        self.test_metrics = self.task_spec.metrics("test")
+        self.test_confusion = self.task_spec.confusion_matrix()
         self._pooled_cache: dict[str, dict[int, Tensor]] = {}  # stage -> note index -> (S, E)
         # Lightning keeps the modules' modes as they are at fit start (it never calls train()),
         # so apply the policy's modes now, and again at each epoch start.
@@ -107,22 +105,27 @@ class FinetuneModule(pl.LightningModule):
                               "set both to the same task")
 
     @property
-    def architecture(self):
-        """The encoder's config: what a checkpoint given to ``--ckpt_path`` must match."""
-        return self.encoder.config
+    def architecture(self) -> dict:
+        """The encoder's architecture: what a checkpoint given to ``--ckpt_path`` must match."""
+        return self.encoder.architecture()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        stamp(checkpoint, self.checkpoint_kind, self.encoder.config)  # the encoder can be rebuilt alone
+        # A wav2vec 2.0-family encoder's config too: it can then be rebuilt alone (encoder.source=checkpoint)
+        config = self.encoder.config if isinstance(self.encoder, Wav2Vec2Backbone) else None
+        stamp(checkpoint, self.checkpoint_kind, self.architecture, config)
 
     # ------------------------------------------------------------------ policy
+    def _part(self, name: str) -> nn.Module:
+        return policy_part(self.encoder, self.policy, name, self.encoder_spec.display_label)
+
     def _apply_policy(self) -> None:
-        for path in self.policy.frozen:
-            self.encoder.get_submodule(path).requires_grad_(False)
+        for part in self.policy.frozen:
+            self._part(part).requires_grad_(False)
 
     def train(self, mode: bool = True) -> "FinetuneModule":
         super().train(mode)
-        for path in self.policy.eval_mode:
-            self.encoder.get_submodule(path).eval()  # frozen parts: no dropout, no layerdrop
+        for part in self.policy.eval_mode:
+            self._part(part).eval()  # frozen parts: no dropout, no layerdrop
         return self
 
     def on_train_epoch_start(self) -> None:
@@ -171,16 +174,6 @@ class FinetuneModule(pl.LightningModule):
         return torch.stack([cache[key] for key in keys])  # (B, S', E)
 
     # ------------------------------------------------------------------ steps
-    def _make_metrics(self, stage: str) -> MetricCollection:
-        metrics: dict[str, Any] = {
-            "acc": MulticlassAccuracy(num_classes=self.num_classes, average="micro"),
-            "acc_top5": MulticlassAccuracy(num_classes=self.num_classes, top_k=5, average="micro"),
-            "f1_macro": MulticlassF1Score(num_classes=self.num_classes, average="macro"),
-        }
-        # compute_groups=False: torchmetrics may otherwise merge acc_top5 and f1_macro into one
-        # state group after a one-class first batch and report F1 from top-5 counts.
-        return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)
-
     def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         cacheable = (not self.policy.trains_encoder and self.hparams.cache_frozen_features and "index" in batch
                      and self.head.layer != "weighted")  # all layers of every note would not fit in memory
@@ -188,8 +181,9 @@ class FinetuneModule(pl.LightningModule):
             logits = self.head.classify(self._cached_pooled_features(batch, stage))
         else:
             logits = self(batch["waveforms"], batch.get("lengths"))
-        labels = batch["labels"]
-        loss = nn.functional.cross_entropy(logits.float(), labels)
+        spec = self.task_spec
+        labels = batch[spec.label_key]
+        loss = spec.loss(logits, labels)
         batch_size = labels.shape[0]
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits.float(), labels)
@@ -197,12 +191,8 @@ class FinetuneModule(pl.LightningModule):
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size,
                  sync_dist=not on_step)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=batch_size)
-        if self.hparams.task == "pitch":
-            chroma_hits = ((logits.argmax(-1) + MIN_PITCH) % 12 == (labels + MIN_PITCH) % 12).float().mean()
-            self.log(f"{stage}/chroma_acc", chroma_hits, on_step=False, on_epoch=True, batch_size=batch_size,
-                     sync_dist=True)
         if stage == "test":
-            self.test_confusion.update(logits.argmax(-1), labels)
+            self.test_confusion.update(spec.predictions(logits), labels)
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

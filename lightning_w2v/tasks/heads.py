@@ -1,11 +1,11 @@
-"""Classification heads: mean over time of one layer (or a learned mix of layers), then linear."""
+"""Clip-level heads: mean over time of one hidden state (or a learned mix of them), then linear."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..models.backbone import EncoderOutput
+from ..models.encoder import EncoderOutput
 
 
 def masked_mean(x: Tensor, padding_mask: Tensor | None) -> Tensor:
@@ -29,16 +29,22 @@ class PooledClassifier(nn.Module):
     Off by default: the paper's head is a plain linear layer.
     """
 
-    def __init__(self, embed_dim: int, num_classes: int, num_hidden_states: int, layer: str | int = "last",
+    def __init__(self, hidden_sizes: tuple[int, ...], num_classes: int, layer: str | int = "last",
                  standardize: bool = False) -> None:
         super().__init__()
+        num_hidden_states = len(hidden_sizes)
         if isinstance(layer, str) and layer not in ("last", "weighted"):
             layer = int(layer)
         if isinstance(layer, int) and not 0 <= layer < num_hidden_states:
             raise ConfigError(f"model.init_args.layer={layer}: choose 0..{num_hidden_states - 1}, 'last' or 'weighted'")
+        if layer == "weighted" and len(set(hidden_sizes)) > 1:
+            raise ConfigError(f"model.init_args.layer='weighted': this encoder's hidden states differ in width "
+                              f"({', '.join(map(str, hidden_sizes))}), so they cannot be summed; choose a layer "
+                              f"index 0..{num_hidden_states - 1} or 'last'")
         self.layer = layer
-        self.norm = nn.BatchNorm1d(embed_dim, affine=False) if standardize else nn.Identity()
-        self.linear = nn.Linear(embed_dim, num_classes)
+        width = hidden_sizes[-1] if layer in ("last", "weighted") else hidden_sizes[layer]
+        self.norm = nn.BatchNorm1d(width, affine=False) if standardize else nn.Identity()
+        self.linear = nn.Linear(width, num_classes)
         self.layer_logits = nn.Parameter(torch.zeros(num_hidden_states)) if layer == "weighted" else None
 
     @property
@@ -64,7 +70,16 @@ class PooledClassifier(nn.Module):
             features = torch.einsum("s,bse->be", self.layer_weights().to(pooled.dtype), pooled)
         else:
             features = pooled[:, 0]
-        return self.linear(self.norm(features.float()))
+        return self.linear(self._standardize(features.float()))
+
+    def _standardize(self, features: Tensor) -> Tensor:
+        """The BatchNorm; a training batch of one clip (a split's last) has no spread of its own, so it is
+        standardised with the running statistics instead, as at test time."""
+        if isinstance(self.norm, nn.BatchNorm1d) and self.training and features.shape[0] == 1:
+            norm = self.norm
+            return nn.functional.batch_norm(features, norm.running_mean, norm.running_var, training=False,
+                                            eps=norm.eps)
+        return self.norm(features)
 
     def forward(self, out: EncoderOutput) -> Tensor:
         return self.classify(self.pool(out))

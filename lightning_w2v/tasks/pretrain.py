@@ -9,10 +9,10 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from ..checkpoints.encoders import EncoderSpec, continued_pretraining_model
 from ..checkpoints.reader import stamp
+from ..encoders import EncoderSpec, continued_pretraining_model, source_of
 from ..errors import ConfigError
-from ..models import Wav2Vec2ForPretraining, preset_config
+from ..models import Wav2Vec2ForPretraining
 from ..vocabulary import SAMPLE_RATE
 from .common import log_parameter_counts, skip_non_finite_update
 from .schedules import gumbel_temperature, warmup_linear_decay
@@ -25,7 +25,8 @@ class PretrainModule(pl.LightningModule):
 
     Args:
         preset: ``base`` (the paper's model) or ``tiny`` (CPU tests and the demo).
-        model_overrides: any :class:`Wav2Vec2Config` field, e.g. ``{num_negatives: 50}``.
+        model_overrides: any :class:`Wav2Vec2Config` or :class:`PretrainingObjective` field, e.g.
+            ``{num_negatives: 50}``.
         lr: peak learning rate (fairseq BASE: 5e-4).
         betas, eps, weight_decay: Adam settings (decoupled weight decay, as fairseq's Adam).
         warmup_steps: linear warm-up updates (BASE: 32k).
@@ -68,14 +69,14 @@ class PretrainModule(pl.LightningModule):
             raise ConfigError(f"model.init_mode={init_mode!r}: choose one of {', '.join(INIT_MODES)}")
         self.save_hyperparameters()
         if init_from is not None and init_mode == "full-state":
-            if init_from.source != "checkpoint":
+            if not source_of(init_from).carries_training_state:
                 raise ConfigError("model.init_mode=full-state needs model.init_from.source=checkpoint "
                                  "(only our own checkpoints carry optimiser and schedule state)")
             init_from = None  # the weights come with the full state (the CLI sets --ckpt_path)
         if init_from is not None:
             self.model = continued_pretraining_model(init_from, model_overrides)
         else:
-            self.model = Wav2Vec2ForPretraining(preset_config(preset, **(model_overrides or {})))
+            self.model = Wav2Vec2ForPretraining.from_preset(preset, **(model_overrides or {}))
         if compile:
             self.model.compile_pieces()
         self.skipped_updates = 0
@@ -90,13 +91,17 @@ class PretrainModule(pl.LightningModule):
         return self.model.config
 
     @property
-    def architecture(self):
-        """The model's config: what a checkpoint given to ``--ckpt_path`` must match."""
-        return self.model.config
+    def objective(self):
+        return self.model.objective
+
+    @property
+    def architecture(self) -> dict:
+        """The model's architecture: what a checkpoint given to ``--ckpt_path`` must match."""
+        return self.model.backbone.architecture()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The kind and the architecture travel with the weights, so any consumer can rebuild the model.
-        stamp(checkpoint, self.checkpoint_kind, self.config)
+        stamp(checkpoint, self.checkpoint_kind, self.architecture, self.config, self.objective)
         # Counters that must survive a resume (train/skipped_updates continues, not restarts).
         checkpoint["pretrain_counters"] = {"skipped_updates": self.skipped_updates,
                                            "consecutive_skips": self._consecutive_skips}
@@ -139,7 +144,7 @@ class PretrainModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ steps
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        cfg = self.config
+        cfg = self.objective
         temperature = gumbel_temperature(self.global_step, cfg.temperature_max, cfg.temperature_min,
                                          cfg.temperature_decay)
         self.model.set_temperature(temperature)

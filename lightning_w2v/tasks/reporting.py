@@ -9,7 +9,6 @@ import torch
 from pytorch_lightning.loggers import WandbLogger
 
 from ..analysis.plots import plot_confusion_matrix
-from ..data.formats import class_names
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +21,11 @@ def report_test_results(module, confusion: torch.Tensor) -> None:
     out_dir: Path = module.results_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     module.write_test_summary(out_dir / "test_metrics.json")
-    names = class_names(module.hparams.task)
-    title = f"{module.hparams.task} / {module.hparams.policy} / {module.encoder_spec.display_label}"
-    axis = "pitch" if module.hparams.task == "pitch" else "family"
-    png = plot_confusion_matrix(confusion.numpy(), names, out_dir / "confusion_matrix.png", title=title,
-                                axis_label=axis)  # classes absent from the test split are left out
+    spec = module.task_spec
+    title = f"{spec.name} / {module.hparams.policy} / {module.encoder_spec.display_label}"
+    # classes absent from the test split are left out
+    png = plot_confusion_matrix(confusion.numpy(), list(spec.class_names), out_dir / "confusion_matrix.png",
+                                title=title, axis_label=spec.axis_label)
     np.savetxt(out_dir / "confusion_matrix.csv", confusion.numpy().astype(int), fmt="%d", delimiter=",")
     log.info("test results written to %s", out_dir)
     log_image(module.logger, "test/confusion_matrix", png, caption=title)

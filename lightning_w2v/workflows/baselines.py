@@ -2,9 +2,10 @@
 
 The same notes, features and regression as :class:`~lightning_w2v.callbacks.LinearProbe`
 uses during pre-training (fitted on ``fit_split``, scored on ``eval_split``), so the table
-and the curves are comparable. Rows: every layer of the checkpoint's encoder (if one is
-given) and of an untrained encoder of the same architecture (seeded), the log-mel
-statistics, and the majority class. Writes ``probe_table.csv`` and ``probe_table.md``.
+and the curves are comparable. Rows: every layer of the encoder (if one is given: any
+source, e.g. our checkpoint, CREPE or PESTO) and of an untrained encoder of the same
+architecture (seeded; wav2vec 2.0 family only), the log-mel statistics, and the majority
+class. Writes ``probe_table.csv`` and ``probe_table.md``.
 """
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ from ..analysis.probes import (
     pooled_layer_features,
     probe_accuracy,
     probe_all,
-    untrained_like,
 )
-from ..checkpoints.encoders import backbone_from_checkpoint
 from ..data.nsynth import probe_notes
+from ..encoders import SOURCES, EncoderSpec, load_encoder, source_of, untrained_like
 from ..files import atomic_write_csv, atomic_write_text, claim_folder
 from ..files.ownership import only_names
 from ..models import Wav2Vec2Backbone, preset_config
@@ -31,19 +31,27 @@ COLUMNS = ("model", "feature", "pitch", "family")
 
 def probe_table(nsynth_root: str | Path, out_dir: str | Path, ckpt: str | Path | None = None, preset: str = "tiny",
                 fit_split: str = "train", eval_split: str = "valid", per_class: int = 4, seed: int = 0,
-                iterations: int = 100, device: str = "cpu") -> list[dict[str, Any]]:
-    """Rows ``{model, feature, pitch, family}`` (accuracies); see the module docstring."""
-    trained = backbone_from_checkpoint(ckpt, key="--ckpt") if ckpt else None
-    architecture = trained if trained is not None else Wav2Vec2Backbone(preset_config(preset))
+                iterations: int = 100, device: str = "cpu", source: str = "checkpoint",
+                hop_ms: float | None = None) -> list[dict[str, Any]]:
+    """Rows ``{model, feature, pitch, family}`` (accuracies); see the module docstring.
+
+    ``ckpt`` and ``source``: the encoder to probe (see ``EncoderSpec``; ``source`` alone for those
+    that need no path, e.g. ``pesto``); neither: only the baselines."""
+    trained = spec = None
+    if ckpt is not None or not SOURCES[source].needs_path:
+        spec = EncoderSpec(source=source, path=None if ckpt is None else str(ckpt), hop_ms=hop_ms)
+        trained = load_encoder(spec, key="--ckpt")
+    twin_of = trained if trained is not None else Wav2Vec2Backbone(preset_config(preset))
     fit_records, fit_waves = probe_notes(nsynth_root, fit_split, per_class, seed)
     eval_records, eval_waves = probe_notes(nsynth_root, eval_split, per_class, seed)
     fit_labels, eval_labels = label_arrays(fit_records), label_arrays(eval_records)
     out = claim_folder(out_dir, "analysis", adopt=only_names(("probe_table.*",)), hint="pass a new or empty --out")
 
     rows: list[dict[str, Any]] = []
-    encoders = [("untrained", untrained_like(architecture, seed))]
+    # an untrained twin only where the architecture has an initialisation of its own (wav2vec 2.0 family)
+    encoders = [("untrained", untrained_like(twin_of, seed))] if isinstance(twin_of, Wav2Vec2Backbone) else []
     if trained is not None:
-        encoders.insert(0, (Path(str(ckpt)).name, trained))
+        encoders.insert(0, (source_of(spec).figure_name(), trained))
     for name, backbone in encoders:
         backbone = backbone.to(device)
         results = probe_all(pooled_layer_features(backbone, fit_waves, device=device),

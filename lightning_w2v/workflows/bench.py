@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..analysis.probes import DEFAULT_PROBE_INTERVAL, pooled_layer_features, probe_all
-from ..models import Wav2Vec2Config, Wav2Vec2ForPretraining
+from ..models import PretrainingObjective, Wav2Vec2Config, Wav2Vec2ForPretraining
 from ..models.interop import config_to_huggingface
 from ..vocabulary import SAMPLE_RATE
 
@@ -46,7 +46,8 @@ PEAK_FLOPS: list[tuple[str, str, float]] = [
 
 
 # ----------------------------------------------------------------------------- FLOPs
-def pretraining_flops(config: Wav2Vec2Config, num_samples: int, batch: int = 1) -> dict[str, float]:
+def pretraining_flops(config: Wav2Vec2Config, num_samples: int, batch: int = 1,
+                      objective: PretrainingObjective | None = None) -> dict[str, float]:
     """Analytic FLOPs (multiply-add = 2) of one pre-training step on ``batch`` crops.
 
     Forward per example, T = CNN frames, E = embed_dim, C = conv_dim:
@@ -62,6 +63,7 @@ def pretraining_flops(config: Wav2Vec2Config, num_samples: int, batch: int = 1) 
     costs twice the forward), ignoring layerdrop and the first conv's unneeded input grad.
     """
     cfg = config
+    objective = objective or PretrainingObjective()
     length, in_ch, cnn = num_samples, 1, 0.0
     for out_ch, kernel, stride in cfg.conv_layers:
         length = (length - kernel) // stride + 1
@@ -77,7 +79,7 @@ def pretraining_flops(config: Wav2Vec2Config, num_samples: int, batch: int = 1) 
         "transformer": cfg.num_layers * per_layer,
         "quantizer": 2 * c * codes * t + 2 * codes * (cfg.codevector_dim / cfg.num_codevector_groups) * t,
         "head": (2 * cfg.codevector_dim * cfg.final_dim * t + 2 * e * cfg.final_dim * t
-                 + 2 * (1 + cfg.num_negatives) * cfg.final_dim * t),
+                 + 2 * (1 + objective.num_negatives) * cfg.final_dim * t),
     }
     out = {k: v * batch for k, v in parts.items()}
     out["forward"] = sum(out.values())
@@ -306,7 +308,8 @@ def loader_realtime_factor(crop_seconds: float, batch_size: int, seconds: float 
 
 
 # ----------------------------------------------------------------------------- transformers
-def _transformers_step(config: Wav2Vec2Config, waveforms: Tensor, precision: str, compile: bool,
+def _transformers_step(config: Wav2Vec2Config, objective: PretrainingObjective, waveforms: Tensor, precision: str,
+                       compile: bool,
                        seed: int) -> Callable[[], None]:
     """One training step of ``transformers.Wav2Vec2ForPreTraining`` as its pre-training
     example runs it: numpy span mask and negatives drawn on the host each step, copied to the
@@ -320,16 +323,16 @@ def _transformers_step(config: Wav2Vec2Config, waveforms: Tensor, precision: str
 
     device = waveforms.device
     torch.manual_seed(seed)
-    hf = transformers.Wav2Vec2ForPreTraining(config_to_huggingface(config)).to(device).train()
-    hf.set_gumbel_temperature(config.temperature_max)
+    hf = transformers.Wav2Vec2ForPreTraining(config_to_huggingface(config, objective)).to(device).train()
+    hf.set_gumbel_temperature(objective.temperature_max)
     forward = torch.compile(hf) if compile else hf
     optimizer = _adamw(hf, device)
     batch, frames = waveforms.shape[0], config.num_frames(waveforms.shape[1])
 
     def step() -> None:
-        mask_np = _compute_mask_indices((batch, frames), config.mask_prob, config.mask_length,
-                                        min_masks=config.min_masks)
-        neg_np = _sample_negative_indices((batch, frames), config.num_negatives, mask_time_indices=mask_np)
+        mask_np = _compute_mask_indices((batch, frames), objective.mask_prob, objective.mask_length,
+                                        min_masks=objective.min_masks)
+        neg_np = _sample_negative_indices((batch, frames), objective.num_negatives, mask_time_indices=mask_np)
         mask = torch.tensor(mask_np, device=device, dtype=torch.long)
         negatives = torch.tensor(neg_np, device=device, dtype=torch.long)
         with _autocast(device, precision):
@@ -384,7 +387,7 @@ def run_benchmark(
     model = Wav2Vec2ForPretraining.from_preset(preset).to(dev).train()
     config = model.config
     num_samples = int(round(crop_seconds * SAMPLE_RATE))
-    if config.num_frames(num_samples) < config.mask_length:
+    if config.num_frames(num_samples) < model.objective.mask_length:
         raise ValueError(f"crop_seconds={crop_seconds} gives fewer frames than mask_length")
     waveforms = 0.1 * torch.randn(batch_size, num_samples, device=dev)
     forward = torch.compile(model) if compile else model
@@ -407,7 +410,7 @@ def run_benchmark(
     median = statistics.median(times)
     audio_per_step = batch_size * num_samples / SAMPLE_RATE
 
-    flops = pretraining_flops(config, num_samples, batch_size)
+    flops = pretraining_flops(config, num_samples, batch_size, model.objective)
     device_name = _device_name(dev)
     peak = peak_flops or (peak_flops_for(device_name, precision) if dev.type == "cuda" else None)
     mfu = flops["training"] / median / peak if peak else None
@@ -417,7 +420,7 @@ def run_benchmark(
 
     hf_result = None
     if compare_transformers:  # interleaved with our steps, so both see the same machine load
-        hf_step = _transformers_step(config, waveforms, precision, compile, seed)
+        hf_step = _transformers_step(config, model.objective, waveforms, precision, compile, seed)
         for _ in range(warmup):
             hf_step()
         pairs = [(_timed(step, sync), _timed(hf_step, sync)) for _ in range(steps)]

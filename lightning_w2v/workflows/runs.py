@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..encoders import SOURCES
 from ..errors import ConfigError
 from ..files import atomic_write_csv, claim_folder
 from ..runner import run_cli
@@ -53,8 +54,8 @@ def finetune_args(ckpt: str | Path | None, nsynth_root: str | Path, task: str, p
                    f"--model.init_args.encoder.preset={random_preset}"]
     else:
         local = Path(str(ckpt)).expanduser()
-        is_file_source = source in ("checkpoint", "fairseq")  # bundle names and hub ids stay as they are
-        path = local.resolve() if is_file_source or local.exists() else ckpt
+        # files and existing folders as absolute paths; bundle names, hub ids and model names as they are
+        path = local.resolve() if SOURCES[source].path_is_file or local.exists() else ckpt
         encoder = [f"--model.init_args.encoder.source={source}", f"--model.init_args.encoder.path={path}"]
     args = ["fit", "--config", str(task_config(task, config)), "--config", str(policy_config(policy)),
             *encoder, f"--data.init_args.root={Path(nsynth_root).resolve()}",

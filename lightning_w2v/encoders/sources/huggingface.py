@@ -1,4 +1,5 @@
-"""transformers model folders (or hub ids) of every family the backbone reproduces, loaded strictly.
+"""``encoder.source: huggingface``: transformers model folders (or hub ids) of every family the
+backbone reproduces, loaded strictly.
 
 wav2vec 2.0, HuBERT, WavLM and data2vec-audio load through their transformers class; MERT-v1
 style folders (a HuBERT backbone behind custom code) through ``HubertModel`` without running
@@ -11,10 +12,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import CheckpointError
-from ..models import interop
-from ..models.backbone import Wav2Vec2Backbone
-from ..vocabulary import SAMPLE_RATE
+from ...errors import CheckpointError
+from ...models import interop
+from ...models.backbone import Wav2Vec2Backbone
+from ...models.wav2vec2 import Wav2Vec2ForPretraining
+from ...vocabulary import SAMPLE_RATE
+from ..source import EncoderSource
 
 log = logging.getLogger(__name__)
 KEY = "model.init_args.encoder.path"  # the setting that errors about a folder name
@@ -29,7 +32,7 @@ MERT_MODEL_TYPES = ("mert_model", "music2vec")
 HEAD_PREFIXES = ("quantizer.", "project_q.", "project_hid.", "lm_head.", "final_proj.", "label_embeddings_concat")
 
 
-def backbone_from_huggingface(path: str | Path) -> Wav2Vec2Backbone:
+def huggingface_backbone(path: str | Path) -> Wav2Vec2Backbone:
     """A transformers model directory (or hub id) of any supported family -> backbone, exactly.
 
     The input convention (sample rate, ``do_normalize``) comes from the directory's
@@ -87,7 +90,7 @@ def mert_as_hubert(path: str | Path, values: dict):
     and its weight files are loaded by ``HubertModel``, strictly. Settings that change the
     computation away from HuBERT (the CQT branch, DeepNorm residuals) are refused by name, and
     so is any weight that does not map (``feat_proj_layer_norm=False`` is refused for every
-    family, in :func:`backbone_from_huggingface`).
+    family, in :func:`huggingface_backbone`).
     """
     import tempfile
 
@@ -164,3 +167,25 @@ def huggingface_has_quantizer(path: str | Path) -> bool:
     except (OSError, ValueError):
         return False
     return not any(key.startswith("quantizer.") for key in info["missing_keys"])
+
+
+class HuggingFaceSource(EncoderSource):
+    name = "huggingface"
+    summary = ("a transformers model folder or hub id: wav2vec 2.0, HuBERT, WavLM, data2vec-audio, or a MERT-v1 "
+               "folder")
+
+    def build(self, key: str) -> Wav2Vec2Backbone:
+        return huggingface_backbone(self.path)
+
+    def num_hidden_states(self, key: str) -> int:
+        return int(huggingface_config_dict(self.path)["num_hidden_layers"]) + 1
+
+    def has_quantizer(self, key: str) -> bool:
+        return huggingface_has_quantizer(self.path)
+
+    def pretraining_model(self, key: str) -> Wav2Vec2ForPretraining | None:
+        if not huggingface_has_quantizer(self.path):
+            return None
+        hf_model = huggingface_model(self.path, "Wav2Vec2ForPreTraining")
+        convention = huggingface_input_convention(self.path, huggingface_config_dict(self.path))
+        return interop.from_huggingface_pretraining(hf_model, *convention).train()
