@@ -66,3 +66,18 @@ def test_resume_continues_the_same_wandb_run(demo_root, tmp_path, monkeypatch):
     assert second["wandb_run_id"] == first
     run_folders = sorted(tmp_path.glob("wandb/offline-run-*"))
     assert len(run_folders) == 2 and all(first in folder.name for folder in run_folders)  # "-1" if same second
+
+
+def test_a_config_run_without_credentials_logs_offline(demo_root, tmp_path, monkeypatch):
+    """The GPU configs' W&B logger, built from YAML (which passes every wandb.init argument, unset ones as
+    None), logs offline on a machine without credentials instead of asking for a login."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cli = cli_main(["--config", str(CONF / "finetune" / "nsynth_pitch.yaml"), "--config",
+                    str(CONF / "finetune" / "policy" / "fe.yaml"), "--model.init_args.encoder.source=random",
+                    "--model.init_args.encoder.preset=tiny", f"--data.init_args.root={demo_root / 'nsynth'}",
+                    "--trainer.accelerator=cpu", "--trainer.precision=32-true",
+                    f"--trainer.default_root_dir={tmp_path / 'run'}"], run=False)
+    assert cli.trainer.logger._wandb_init["mode"] == "offline"

@@ -51,7 +51,8 @@ class WandbLogger(_LightningWandbLogger):
 
     def __init__(self, *args: Any, log_model: bool | str = False, **kwargs: Any) -> None:
         mode, reason = resolve_wandb_mode()
-        kwargs.setdefault("mode", mode)
+        if kwargs.get("mode") is None:  # a config passes every wandb.init argument, unset ones as None
+            kwargs["mode"] = mode
         os.environ.setdefault("WANDB_SILENT", "true")
         super().__init__(*args, log_model=log_model, **kwargs)
         self._offline_reason = reason if mode == "offline" else None
