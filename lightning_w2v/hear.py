@@ -28,10 +28,11 @@ are independent of each other, never need windows:
   are whole multiples of 320 samples, so a window's frame i *is* global frame
   ``start + i``, and overlapping by ``2 * context_seconds``; each frame is taken from the
   window in which it has the most context on both sides (the first and last window count
-  the audio's own edges as full context). The output therefore has the same frames and
-  timestamps as a whole-input pass, and each frame sees at least ``context_seconds`` of
-  audio either side (where the audio has it). ``chunk_seconds=None`` always runs whole
-  (attention memory grows with the square of the length).
+  the audio's own edges as full context; :mod:`lightning_w2v.models.windows`). The output
+  therefore has the same frames and timestamps as a whole-input pass, and each frame sees at
+  least ``context_seconds`` of audio either side (where the audio has it).
+  ``chunk_seconds=None`` always runs whole (attention memory grows with the square of the
+  length).
 - **Short audio.** Inputs shorter than one receptive field (400 samples) are zero-padded
   at the end to 400 samples, giving one frame at 12.5 ms.
 - **Sample rate.** ``model.sample_rate`` is the encoder's own: 16 kHz for ours and most
@@ -55,6 +56,7 @@ from .encoders import EncoderSpec, load_encoder
 from .models.backbone import Wav2Vec2Backbone
 from .models.config import tiny_config
 from .models.encoder import Encoder
+from .models.windows import run_in_windows, window_frames
 from .vocabulary import ENCODER_SOURCES
 
 LayerSpec = int | str
@@ -107,10 +109,10 @@ class HearEncoder(nn.Module):
         self.context_seconds = context_seconds
         self.max_windows_per_forward = max_windows_per_forward
         if self.chunk_seconds is not None:
-            window = self.frames_for(round(chunk_seconds * self.sample_rate))
-            context = round(context_seconds * self.sample_rate / self.hop_samples)
-            if window - 2 * context < 1:
-                raise ValueError("chunk_seconds must exceed 2 * context_seconds by at least one frame")
+            try:
+                window_frames(backbone, chunk_seconds, context_seconds)
+            except ValueError:
+                raise ValueError("chunk_seconds must exceed 2 * context_seconds by at least one frame") from None
 
     def frames_for(self, num_samples: int) -> int:
         return self.backbone.num_frames(max(num_samples, self.min_samples), self.sample_rate)
@@ -134,52 +136,14 @@ class HearEncoder(nn.Module):
         out = self.backbone(audio, output_hidden_states=True, sample_rate=self.sample_rate)
         return self._select(out.hidden_states)
 
-    def _windows(self, num_frames: int) -> tuple[list[int], int]:
-        window = self.frames_for(round(self.chunk_seconds * self.sample_rate))
-        context = round(self.context_seconds * self.sample_rate / self.hop_samples)
-        hop = window - 2 * context
-        starts = list(range(0, num_frames - window, hop))
-        starts.append(num_frames - window)  # the last window ends with the audio
-        return starts, window
-
     def forward(self, audio: Tensor) -> Tensor:
         """(n, samples) -> (n, T, D); see the module docstring for chunking."""
         if audio.ndim != 2:
             raise ValueError(f"audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
         param = next(self.backbone.parameters())
         audio = audio.to(device=param.device, dtype=param.dtype)
-        if audio.shape[1] < self.min_samples:
-            audio = nn.functional.pad(audio, (0, self.min_samples - audio.shape[1]))
-        num_frames = self.frames_for(audio.shape[1])
-        if self.chunk_seconds is None or num_frames <= self.frames_for(round(self.chunk_seconds * self.sample_rate)):
-            return self.encode(audio)
-
-        starts, window = self._windows(num_frames)
-        window_samples = (window - 1) * self.hop_samples + self.min_samples
-        # which window each frame comes from: the one where it has the most context
-        t = torch.arange(num_frames)
-        s = torch.tensor(starts)[:, None]  # (K, 1)
-        inf = torch.tensor(num_frames + 1)
-        left = torch.where(s == 0, inf, t - s)
-        right = torch.where(s + window >= num_frames, inf, s + window - 1 - t)
-        inside = (t >= s) & (t < s + window)
-        score = torch.where(inside, torch.minimum(left, right), torch.tensor(-1))
-        owner = score.argmax(dim=0)  # (T,) window index of each frame
-
-        n = audio.shape[0]
-        out = None
-        for k0 in range(0, len(starts), self.max_windows_per_forward):
-            ks = list(range(k0, min(k0 + self.max_windows_per_forward, len(starts))))
-            pieces = torch.stack([audio[:, starts[k] * self.hop_samples:][:, :window_samples] for k in ks], 1)
-            emb = self.encode(pieces.reshape(n * len(ks), window_samples))  # (n*k, window, D)
-            assert emb.shape[1] == window, "window frames must match the frame arithmetic"
-            emb = emb.reshape(n, len(ks), window, -1)
-            if out is None:
-                out = emb.new_empty(n, num_frames, emb.shape[-1])
-            for j, k in enumerate(ks):
-                frames = torch.nonzero(owner == k).squeeze(1)
-                out[:, frames] = emb[:, j, frames - starts[k]]
-        return out
+        return run_in_windows(self.encode, audio, self.backbone, self.chunk_seconds, self.context_seconds,
+                              self.max_windows_per_forward)
 
 
 def load_model(

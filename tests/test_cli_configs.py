@@ -20,6 +20,9 @@ FINETUNE_TASKS = sorted(c for c in ALL_CONFIGS if c.startswith("finetune/") and 
 POLICIES = sorted(c for c in ALL_CONFIGS if c.startswith("finetune/policy/"))
 FRAGMENTS = sorted(c for c in ALL_CONFIGS if c.startswith(("trainer/", "callbacks/")))
 GPU_TO_CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.fast_dev_run=1"]
+# The demo data set each fine-tuning config reads (NSynth unless named here)
+DATA_OF = {"finetune/musicnet_transcription.yaml": "musicnet", "finetune/demo_transcription.yaml": "musicnet",
+           "finetune/maestro_transcription.yaml": "maestro"}
 
 
 def test_every_config_is_covered():
@@ -49,7 +52,7 @@ def test_pretrain_config_fast_dev_run(config, demo_root, tmp_path):
 @pytest.mark.parametrize("config", FINETUNE_TASKS)
 def test_finetune_config_fast_dev_run(config, policy, demo_root, tiny_pretrain_ckpt, tmp_path):
     args = ["fit", "--config", str(CONF / config), "--config", str(CONF / policy), *GPU_TO_CPU,
-            f"--data.init_args.root={demo_root / 'nsynth'}", "--data.init_args.num_workers=0",
+            f"--data.init_args.root={demo_root / DATA_OF.get(config, 'nsynth')}", "--data.init_args.num_workers=0",
             "--data.init_args.batch_size=4", f"--model.init_args.encoder.path={tiny_pretrain_ckpt}",
             f"--trainer.default_root_dir={tmp_path / 'run'}"]
     cli = cli_main(args)

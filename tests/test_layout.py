@@ -142,3 +142,25 @@ def test_no_tracked_audio_outside_the_test_fixtures():
     audio = [path for path in tracked if path.endswith((".wav", ".flac", ".mp3", ".au", ".npy", ".npz"))
              and not path.startswith("tests/fixtures/")]
     assert audio == []
+
+
+def test_only_the_encoder_registry_branches_on_a_source_name():
+    """Outside lightning_w2v/encoders/, no comparison with an encoder source's name (``source == "checkpoint"``,
+    ``source in ("checkpoint", "fairseq")``): what differs between sources is the source class's."""
+    from lightning_w2v.vocabulary import ENCODER_SOURCES
+
+    def names_a_source(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in ENCODER_SOURCES
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(names_a_source(element) for element in node.elts)
+        return False
+
+    branching = []
+    for file in PACKAGE.rglob("*.py"):
+        if file.relative_to(PACKAGE).parts[0] == "encoders":
+            continue
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Compare) and any(names_a_source(n) for n in [node.left, *node.comparators]):
+                branching.append(f"{file.relative_to(PACKAGE)}:{node.lineno}")
+    assert branching == []

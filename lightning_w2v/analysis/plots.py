@@ -21,6 +21,8 @@ if "matplotlib.pyplot" not in sys.modules:
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..data.formats import pitch_name  # noqa: E402
+
 __all__ = [
     "plot_cooccurrence_heatmap",
     "plot_pwcca_curves",
@@ -275,4 +277,35 @@ def plot_probe_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]
     axes[-1].legend(fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_piano_roll(targets: np.ndarray, probabilities: np.ndarray, frame_rate: float, lowest_midi: int,
+                    path: str | Path, title: str = "", seconds: float | None = 10.0) -> Path:
+    """Annotated notes against predicted probabilities of one recording: two panels of (time in s,
+    MIDI note), ``targets`` and ``probabilities`` (T, keys) from key ``lowest_midi`` up; only the range
+    of notes that sound (or, in silence, that are predicted), and the first ``seconds`` of the recording."""
+    count = len(targets) if seconds is None else min(len(targets), max(1, round(seconds * frame_rate)))
+    targets, probabilities = targets[:count], probabilities[:count]
+    used = np.flatnonzero(targets.any(axis=0))  # the notes that sound, else those predicted
+    used = used if len(used) else np.flatnonzero((probabilities >= 0.5).any(axis=0))
+    low, high = (used.min(), used.max()) if len(used) else (39, 48)  # C4 area when nothing sounds
+    low, high = max(0, low - 2), min(targets.shape[1] - 1, high + 2)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(DOUBLE_COLUMN, 3.2))
+        axes = fig.subplots(1, 2, sharey=True)
+    extent = (0, count / frame_rate, lowest_midi + low - 0.5, lowest_midi + high + 0.5)
+    for ax, roll, name in ((axes[0], targets, "annotated notes"), (axes[1], probabilities, "predicted probability")):
+        image = ax.imshow(roll[:, low:high + 1].T, origin="lower", aspect="auto", interpolation="nearest",
+                          extent=extent, cmap="Greys" if roll is targets else "magma", vmin=0.0, vmax=1.0)
+        ax.set_xlabel("time (s)")
+        ax.set_title(name)
+    span = high - low + 1
+    ticks = np.arange(low, high + 1, max(1, span // 12))
+    axes[0].set_yticks(lowest_midi + ticks)
+    axes[0].set_yticklabels([pitch_name(int(lowest_midi + k)) for k in ticks], fontsize=6)
+    axes[0].set_ylabel("MIDI note")
+    fig.colorbar(image, ax=axes[1], fraction=0.046, pad=0.04, label="probability")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)

@@ -1,13 +1,14 @@
-"""Data: audio I/O, the 16 kHz cache, samplers, MusicNet / NSynth data modules, demo data."""
+"""Data: audio I/O, the 16 kHz cache, samplers, the MusicNet / NSynth / MAESTRO data modules, demo data."""
 from .audio import AudioFileError, check_header, read_audio, resample
 from .audiofolder import AudioFolderDataModule
 from .cache import CacheBuildError, CacheIndex, build_cache, open_cache
 from .cached import CachedAudioDataModule, CropSettings
 from .demo import write_demo_musicnet, write_demo_nsynth
-from .demo_modules import DemoMusicNetDataModule, DemoNSynthDataModule
+from .demo_modules import DemoMusicNetDataModule, DemoMusicNetTranscriptionDataModule, DemoNSynthDataModule
 from .musicnet import MusicNetDataModule, MusicNetNotFoundError, find_musicnet_dir
 from .nsynth import NSynthDataModule, NSynthError, load_nsynth_split
 from .sampling import SecondsBatchSampler, make_segments
+from .transcription import MaestroTranscriptionDataModule, MusicNetTranscriptionDataModule
 
 __all__ = [
     "AudioFileError",
@@ -17,8 +18,11 @@ __all__ = [
     "CachedAudioDataModule",
     "CropSettings",
     "DemoMusicNetDataModule",
+    "DemoMusicNetTranscriptionDataModule",
     "DemoNSynthDataModule",
+    "MaestroTranscriptionDataModule",
     "MusicNetDataModule",
+    "MusicNetTranscriptionDataModule",
     "MusicNetNotFoundError",
     "NSynthDataModule",
     "NSynthError",

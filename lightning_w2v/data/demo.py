@@ -236,7 +236,7 @@ def write_demo_nsynth(
 
 
 # MusicNet instrument codes (General MIDI program numbers) -> (family timbre, lowest, highest)
-MUSICNET_INSTRUMENTS: dict[int, tuple[str, int, int]] = {
+INSTRUMENT_VOICES: dict[int, tuple[str, int, int]] = {  # MusicNet code -> (timbre family, lowest, highest MIDI)
     1: ("keyboard", 36, 84),  # piano
     7: ("keyboard", 41, 84),  # harpsichord
     41: ("string", 55, 88),  # violin
@@ -277,7 +277,7 @@ def synth_piece(
     key = int(rng.integers(12))
     rows: list[list] = []
     for code in instruments:
-        family, lo, hi = MUSICNET_INSTRUMENTS[code]
+        family, lo, hi = INSTRUMENT_VOICES[code]
         timbre = replace(perturb(FAMILY_TIMBRES[family], rng), max_harmonics=16)  # keeps it fast
         scale = np.array([p for p in range(lo, hi + 1) if (p - key) % 12 in _MAJOR])
         pos = int(rng.integers(len(scale) // 4, 3 * len(scale) // 4 + 1))

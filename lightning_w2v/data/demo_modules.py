@@ -17,8 +17,10 @@ from ..errors import DiskError
 from ..files import claim_folder, is_ours
 from ..files.ownership import mark
 from .demo import write_demo_musicnet, write_demo_nsynth
+from .demo_maestro import write_demo_maestro
 from .musicnet import MusicNetDataModule
 from .nsynth import NSynthDataModule
+from .transcription import MusicNetTranscriptionDataModule
 
 STALE_STAGING_S = 3600.0
 
@@ -90,6 +92,10 @@ def ensure_demo_nsynth(root: str | Path, seed: int = 0) -> Path:
     return ensure_demo_data(root, write_demo_nsynth, "demo-nsynth", "nsynth-test/examples.json", seed)
 
 
+def ensure_demo_maestro(root: str | Path, seed: int = 0) -> Path:
+    return ensure_demo_data(root, write_demo_maestro, "demo-maestro", "maestro-v3.0.0/maestro-v3.0.0.csv", seed)
+
+
 class DemoMusicNetDataModule(MusicNetDataModule):
     """:class:`MusicNetDataModule` on the synthetic demo set, written to ``root`` on first use."""
 
@@ -103,4 +109,13 @@ class DemoNSynthDataModule(NSynthDataModule):
 
     def prepare_data(self) -> None:
         ensure_demo_nsynth(self.root)
+        super().prepare_data()
+
+
+class DemoMusicNetTranscriptionDataModule(MusicNetTranscriptionDataModule):
+    """:class:`MusicNetTranscriptionDataModule` on the synthetic demo MusicNet (its label CSVs included),
+    written to ``root`` on first use."""
+
+    def prepare_data(self) -> None:
+        ensure_demo_musicnet(self.root)
         super().prepare_data()

@@ -40,3 +40,15 @@ MUSICNET_TEST_IDS = (1759, 1819, 2106, 2191, 2298, 2303, 2382, 2416, 2556, 2628)
 MUSICNET_LABEL_HEADER = ("start_time", "end_time", "instrument", "note", "start_beat", "end_beat", "note_value")
 MUSICNET_METADATA_HEADER = ("id", "composer", "composition", "movement", "ensemble", "source", "transcriber",
                             "catalog_name", "seconds")
+# General MIDI programs of MusicNet's 11 instruments (the label CSVs' `instrument` column), in output order
+MUSICNET_INSTRUMENTS = {1: "piano", 7: "harpsichord", 41: "violin", 42: "viola", 43: "cello", 44: "contrabass",
+                        61: "horn", 69: "oboe", 71: "bassoon", 72: "clarinet", 74: "flute"}
+PIANO_KEYS = (21, 108)  # MIDI A0..C8: the 88 keys, the pitch outputs of transcription
+
+# --------------------------------------------------------------------------- MAESTRO v3.0.0
+MAESTRO_CSV = "maestro-v3.0.0.csv"
+MAESTRO_COLUMNS = ("canonical_composer", "canonical_title", "split", "year", "midi_filename", "audio_filename",
+                   "duration")
+MAESTRO_SPLITS = ("train", "validation", "test")
+MAESTRO_COUNTS = {"train": 962, "validation": 137, "test": 177}  # performances per split
+SUSTAIN_CONTROL, SUSTAIN_THRESHOLD = 64, 64  # CC64 >= 64: the pedal is down and holds the notes

@@ -4,6 +4,6 @@
 spec from :func:`task_spec`. Adding a task is one module here and one registry entry.
 """
 from .registry import TASK_SPECS, task_spec
-from .spec import LABEL_KINDS, TaskSpec
+from .spec import LABEL_KINDS, ClassificationSpec, TaskSpec
 
-__all__ = ["LABEL_KINDS", "TASK_SPECS", "TaskSpec", "task_spec"]
+__all__ = ["LABEL_KINDS", "TASK_SPECS", "ClassificationSpec", "TaskSpec", "task_spec"]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from ..data.formats import FAMILIES, MAX_PITCH, MIN_PITCH, class_names
 from .metrics import ChromaAccuracy
-from .spec import SINGLE, TaskSpec
+from .spec import SINGLE, ClassificationSpec
 
-PITCH = TaskSpec(name="pitch", label_kind=SINGLE, num_outputs=MAX_PITCH - MIN_PITCH + 1,
-                 class_names=tuple(class_names("pitch")), axis_label="pitch",
-                 extra_metrics={"chroma_acc": lambda _: ChromaAccuracy(MIN_PITCH)})
-INSTRUMENT = TaskSpec(name="instrument", label_kind=SINGLE, num_outputs=len(FAMILIES),
-                      class_names=tuple(class_names("instrument")), axis_label="family")
+PITCH = ClassificationSpec(name="pitch", label_kind=SINGLE, num_outputs=MAX_PITCH - MIN_PITCH + 1,
+                           class_names=tuple(class_names("pitch")), axis_label="pitch",
+                           extra_metrics={"chroma_acc": lambda _: ChromaAccuracy(MIN_PITCH)})
+INSTRUMENT = ClassificationSpec(name="instrument", label_kind=SINGLE, num_outputs=len(FAMILIES),
+                                class_names=tuple(class_names("instrument")), axis_label="family")

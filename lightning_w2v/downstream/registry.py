@@ -5,8 +5,10 @@ from ..errors import ConfigError
 from ..vocabulary import TASKS
 from .nsynth import INSTRUMENT, PITCH
 from .spec import TaskSpec
+from .transcription import MAESTRO_TRANSCRIPTION, MUSICNET_TRANSCRIPTION
 
-TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in (PITCH, INSTRUMENT)}
+TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in (PITCH, INSTRUMENT, MUSICNET_TRANSCRIPTION,
+                                                                MAESTRO_TRANSCRIPTION)}
 assert tuple(TASK_SPECS) == TASKS, "the registry and the vocabulary name the same tasks, in order"
 
 

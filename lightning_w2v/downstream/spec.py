@@ -1,16 +1,24 @@
-"""A downstream task as data: :class:`TaskSpec`."""
+"""A downstream task as data: :class:`TaskSpec`, and its clip-level classification kind.
+
+The module that fine-tunes (:class:`~lightning_w2v.tasks.FinetuneModule`) calls only what a
+spec offers: the targets of a batch, the loss, the metrics and their inputs, the test
+artefacts. Two kinds so far: one class per clip (:class:`ClassificationSpec`: NSynth pitch and
+instrument) and frame-level multi-hot labels (:class:`~lightning_w2v.downstream.frames.FrameTaskSpec`:
+polyphonic transcription).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-# What a label is: one class per clip (cross-entropy), ... (more kinds join with their tasks)
-SINGLE = "single"
-LABEL_KINDS = (SINGLE,)
+# What a label is: one class per clip (cross-entropy), or a set of active outputs per frame (binary cross-entropy)
+SINGLE, FRAMES = "single", "frames"
+LABEL_KINDS = (SINGLE, FRAMES)
 
 
 @dataclass(frozen=True)
@@ -18,13 +26,10 @@ class TaskSpec:
     """One downstream task.
 
     name: the task's name in the vocabulary (``data.init_args.task``).
-    label_kind: what a label is (:data:`LABEL_KINDS`): ``single``, one class of ``num_outputs``.
-    num_outputs: the head's outputs (classes).
-    class_names: display names of the outputs (confusion matrices, tables).
-    axis_label: what the classes are, for figure axes (e.g. ``pitch``).
-    label_key: the batch entry that holds the labels.
-    extra_metrics: the task's own metrics beside its kind's, by name (e.g. pitch's chroma accuracy),
-        each made by a callable that takes the number of outputs.
+    label_kind: what a label is (:data:`LABEL_KINDS`).
+    num_outputs: the head's outputs (classes, or keys and instruments per frame).
+    class_names: display names of the outputs (confusion matrices, piano rolls, tables).
+    axis_label: what the outputs are, for figure axes (e.g. ``pitch``).
     """
 
     name: str
@@ -32,19 +37,61 @@ class TaskSpec:
     num_outputs: int
     class_names: tuple[str, ...]
     axis_label: str
-    label_key: str = "labels"
-    extra_metrics: dict[str, Callable[[int], Metric]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.label_kind not in LABEL_KINDS:
             raise ValueError(f"task {self.name}: label_kind must be one of {LABEL_KINDS}, got {self.label_kind!r}")
 
-    def loss(self, outputs: Tensor, labels: Tensor) -> Tensor:
-        """(B, num_outputs) head outputs and (B,) labels -> () loss, in float32."""
-        return nn.functional.cross_entropy(outputs.float(), labels)
+    @property
+    def per_frame(self) -> bool:
+        """Outputs per frame (a frame head), and whole recordings at test (run in windows)."""
+        return self.label_kind == FRAMES
+
+    def targets(self, batch: dict, frame_times: Tensor | None = None) -> Tensor:
+        """The batch's targets; frame-level tasks place them at ``frame_times`` (T,) seconds."""
+        raise NotImplementedError
+
+    def loss(self, outputs: Tensor, targets: Tensor, valid: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
 
     def metrics(self, stage: str) -> MetricCollection:
         """The task's metrics for one split, keys ``"{stage}/name"`` (one object per split)."""
+        raise NotImplementedError
+
+    def metric_inputs(self, outputs: Tensor, targets: Tensor, valid: Tensor | None) -> tuple:
+        """What the metrics' ``update`` takes."""
+        return (outputs.float(), targets)
+
+    def confusion_matrix(self) -> Metric | None:
+        """The test split's confusion matrix, for single-label tasks."""
+        return None
+
+    def recording_scores(self, probabilities: np.ndarray, times: np.ndarray, frame_period: float,
+                         notes: np.ndarray) -> dict[str, float]:
+        """Scores of one whole test recording, for frame-level tasks."""
+        return {}
+
+
+@dataclass(frozen=True)
+class ClassificationSpec(TaskSpec):
+    """One class per clip: cross-entropy, accuracy (top-1, top-5) and macro F1.
+
+    label_key: the batch entry that holds the labels.
+    extra_metrics: the task's own metrics beside its kind's, by name (e.g. pitch's chroma
+        accuracy), each made by a callable that takes the number of outputs.
+    """
+
+    label_key: str = "labels"
+    extra_metrics: dict[str, Callable[[int], Metric]] = field(default_factory=dict)
+
+    def targets(self, batch: dict, frame_times: Tensor | None = None) -> Tensor:
+        return batch[self.label_key]
+
+    def loss(self, outputs: Tensor, targets: Tensor, valid: Tensor | None = None) -> Tensor:
+        """(B, num_outputs) head outputs and (B,) labels -> () loss, in float32."""
+        return nn.functional.cross_entropy(outputs.float(), targets)
+
+    def metrics(self, stage: str) -> MetricCollection:
         k = self.num_outputs
         metrics: dict[str, Any] = {
             "acc": MulticlassAccuracy(num_classes=k, average="micro"),
@@ -57,10 +104,4 @@ class TaskSpec:
         return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)
 
     def confusion_matrix(self) -> Metric:
-        """The test split's confusion matrix (rows: true classes)."""
         return MulticlassConfusionMatrix(num_classes=self.num_outputs)
-
-    @staticmethod
-    def predictions(outputs: Tensor) -> Tensor:
-        """(B, num_outputs) -> (B,) predicted classes."""
-        return outputs.argmax(dim=-1)

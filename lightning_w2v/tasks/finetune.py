@@ -15,8 +15,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
+import torchaudio
 from torch import Tensor, nn
 
 from ..checkpoints.reader import stamp
@@ -25,12 +27,15 @@ from ..encoders import EncoderSpec, load_encoder
 from ..errors import ConfigError
 from ..files import atomic_write_text
 from ..models.backbone import Wav2Vec2Backbone
+from ..models.windows import run_in_windows
+from ..vocabulary import SAMPLE_RATE
 from .common import log_parameter_counts
-from .heads import PooledClassifier
+from .heads import make_head
 from .policies import get_policy, policy_part
-from .reporting import report_test_results
+from .reporting import report_test_results, write_recording_predictions
 
 log = logging.getLogger(__name__)
+FRAME_CACHE_BYTES = 2 << 30  # a frozen encoder's frame features are kept up to 2 GiB (clip features are small)
 
 
 
@@ -58,6 +63,9 @@ class FinetuneModule(pl.LightningModule):
         seed: recorded with the test metrics, so results can be aggregated by seed.
         results_dir: where ``test_metrics.json`` and the confusion matrix go (default: the
             trainer's root dir).
+        test_window_seconds, test_context_seconds: frame-level tasks test whole recordings, in
+            windows of this length overlapping by twice the context (an attention encoder's
+            memory then stays that of one window; see :mod:`lightning_w2v.models.windows`).
     """
 
     checkpoint_kind = "finetune"
@@ -74,6 +82,8 @@ class FinetuneModule(pl.LightningModule):
         cache_frozen_features: bool = True,
         seed: int = 0,
         results_dir: str | None = None,
+        test_window_seconds: float = 10.0,
+        test_context_seconds: float = 2.5,
     ) -> None:
         super().__init__()
         self.task_spec = task_spec(task)
@@ -82,14 +92,18 @@ class FinetuneModule(pl.LightningModule):
         self.encoder_spec = encoder if isinstance(encoder, EncoderSpec) else EncoderSpec(**encoder)
         self.encoder = load_encoder(self.encoder_spec)  # fine-tuning: the CNN gets its full gradient
         self.num_classes = self.task_spec.num_outputs
-        self.head = PooledClassifier(self.encoder.hidden_sizes, self.num_classes, layer=layer,
-                                     standardize=standardize_features)
+        self.head = make_head(self.task_spec.per_frame, self.encoder.hidden_sizes, self.num_classes, layer=layer,
+                              standardize=standardize_features)
         self._apply_policy()
         self.train_metrics = self.task_spec.metrics("train")  # one torchmetrics object per split
         self.val_metrics = self.task_spec.metrics("val")
         self.test_metrics = self.task_spec.metrics("test")
-        self.test_confusion = self.task_spec.confusion_matrix()
-        self._pooled_cache: dict[str, dict[int, Tensor]] = {}  # stage -> note index -> (S, E)
+        self.test_confusion = self.task_spec.confusion_matrix()  # single-label tasks only
+        self._feature_cache: dict[str, dict[int, Tensor]] = {}  # stage -> item index -> (S, E) or (T, E)
+        self._cache_full_warned = False
+        self._recording_scores: list[dict[str, float]] = []  # per whole test recording (frame-level tasks)
+        self._recordings: list[Path] = []
+        self.recording_metrics: dict[str, float] = {}
         # Lightning keeps the modules' modes as they are at fit start (it never calls train()),
         # so apply the policy's modes now, and again at each epoch start.
         self.train()
@@ -150,50 +164,89 @@ class FinetuneModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """(B, S) audio -> (B, num_classes) logits."""
-        return self.head.classify(self.pooled_features(waveforms, lengths))
+        """(B, S) audio -> the head's outputs: (B, outputs) for clip-level tasks, (B, T, outputs) per frame."""
+        return self.head.classify(self.head_features(waveforms, lengths))
 
-    def pooled_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """(B, S) audio -> (B, S', E) time-pooled encoder output the head reads."""
+    def head_features(self, waveforms: Tensor, lengths: Tensor | None = None,
+                      sample_rate: int = SAMPLE_RATE) -> Tensor:
+        """(B, S) audio at ``sample_rate`` -> what the head reads: (B, S', E) time-pooled features for
+        clip-level tasks, (B, T, E) frames for frame-level ones."""
         # A frozen CNN runs without autograd inside the backbone; a wholly frozen encoder here.
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.policy.trains_encoder):
-            out = self.encoder(waveforms, lengths, output_hidden_states=self.head.reads_hidden_states)
-        return self.head.pool(out)
+            out = self.encoder(waveforms, lengths, output_hidden_states=self.head.reads_hidden_states,
+                               sample_rate=sample_rate)
+        return self.head.features(out)
 
-    def _cached_pooled_features(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        """FE only: pooled features from the cache, computing (and keeping) the missing ones."""
-        cache = self._pooled_cache.setdefault(stage, {})
+    pooled_features = head_features  # its name up to 0.2
+
+    def _cached_features(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        """FE only: the head's features from the cache, computing (and keeping) the missing ones."""
+        cache = self._feature_cache.setdefault(stage, {})
         keys = batch["index"].tolist()
         missing = [i for i, key in enumerate(keys) if key not in cache]
         if missing:
             rows = torch.tensor(missing, device=batch["waveforms"].device)
             lengths = batch.get("lengths")
-            fresh = self.pooled_features(batch["waveforms"][rows], None if lengths is None else lengths[rows])
+            fresh = self.head_features(batch["waveforms"][rows], None if lengths is None else lengths[rows])
             for row, features in zip(missing, fresh.detach()):
                 cache[keys[row]] = features
-        return torch.stack([cache[key] for key in keys])  # (B, S', E)
+        return torch.stack([cache[key] for key in keys])  # (B, S', E) or (B, T, E)
+
+    def _caches(self, batch: dict[str, Tensor], stage: str) -> bool:
+        """Whether this batch's features come from the FE cache: a frozen encoder, items with an index, one
+        layer (all layers of every item would not fit), and frames only while the cache stays under
+        :data:`FRAME_CACHE_BYTES`."""
+        if self.policy.trains_encoder or not self.hparams.cache_frozen_features or "index" not in batch \
+                or self.head.layer == "weighted":
+            return False
+        if not self.task_spec.per_frame:
+            return True
+        cached = sum(f.numel() * f.element_size() for c in self._feature_cache.values() for f in c.values())
+        if cached < FRAME_CACHE_BYTES:
+            return True
+        if not self._cache_full_warned:
+            log.warning("the frozen encoder's frame features fill %.1f GiB: later batches are encoded again",
+                        FRAME_CACHE_BYTES / 2**30)
+            self._cache_full_warned = True
+        return any(int(key) in self._feature_cache.get(stage, {}) for key in batch["index"])
+
+    def _valid_frames(self, batch: dict[str, Tensor], count: int, device) -> Tensor | None:
+        """(B, T) True at the frames of each item's own audio (None when the batch is unpadded)."""
+        lengths = batch.get("lengths")
+        if lengths is None:
+            return None
+        frames = torch.tensor([self.encoder.num_frames(int(n)) for n in lengths], device=device)
+        return torch.arange(count, device=device)[None, :] < frames[:, None]
 
     # ------------------------------------------------------------------ steps
     def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        cacheable = (not self.policy.trains_encoder and self.hparams.cache_frozen_features and "index" in batch
-                     and self.head.layer != "weighted")  # all layers of every note would not fit in memory
-        if cacheable:
-            logits = self.head.classify(self._cached_pooled_features(batch, stage))
+        if self._caches(batch, stage):
+            outputs = self.head.classify(self._cached_features(batch, stage))
         else:
-            logits = self(batch["waveforms"], batch.get("lengths"))
+            outputs = self(batch["waveforms"], batch.get("lengths"))
+        loss, _ = self._score(batch, outputs, stage)
+        return loss
+
+    def _score(self, batch: dict[str, Tensor], outputs: Tensor, stage: str) -> tuple[Tensor, Tensor]:
+        """The loss of the head's ``outputs`` for ``batch``, and its targets; loss and metrics are logged
+        under ``stage``."""
         spec = self.task_spec
-        labels = batch[spec.label_key]
-        loss = spec.loss(logits, labels)
-        batch_size = labels.shape[0]
+        frame_times = valid = None
+        if spec.per_frame:
+            frame_times = self.encoder.frame_times(outputs.shape[1]).to(outputs.device, torch.float32)
+            valid = self._valid_frames(batch, outputs.shape[1], outputs.device)
+        targets = spec.targets(batch, frame_times)
+        loss = spec.loss(outputs, targets, valid)
+        batch_size = outputs.shape[0]
         metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(logits.float(), labels)
+        metrics.update(*spec.metric_inputs(outputs, targets, valid))
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size,
                  sync_dist=not on_step)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=batch_size)
-        if stage == "test":
-            self.test_confusion.update(spec.predictions(logits), labels)
-        return loss
+        if stage == "test" and self.test_confusion is not None:
+            self.test_confusion.update(outputs.argmax(dim=-1), targets)
+        return loss, targets
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
@@ -202,13 +255,44 @@ class FinetuneModule(pl.LightningModule):
         self._shared_step(batch, "val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "test")
+        if self.task_spec.per_frame:
+            self._test_recording(batch)
+        else:
+            self._shared_step(batch, "test")
+
+    def _test_recording(self, batch: dict[str, Tensor]) -> None:
+        """One whole test recording (a batch of one): in overlapping windows at bounded memory, scored as
+        a whole; its frame probabilities and targets are written to ``test_predictions/<id>.npz``."""
+        encoder, audio = self.encoder, batch["waveforms"]
+        if encoder.sample_rate != SAMPLE_RATE:  # windows start on the encoder's own frames, at its own rate
+            audio = torchaudio.functional.resample(audio.float(), SAMPLE_RATE, encoder.sample_rate)
+
+        def outputs_of(pieces: Tensor) -> Tensor:
+            return self.head.classify(self.head_features(pieces, sample_rate=encoder.sample_rate))
+
+        outputs = run_in_windows(outputs_of, audio, encoder, self.hparams.test_window_seconds,
+                                 self.hparams.test_context_seconds)  # (1, T, K)
+        _, targets = self._score(batch, outputs, "test")
+        probabilities = torch.sigmoid(outputs.float())[0].cpu().numpy()  # (T, K)
+        times = encoder.frame_times(probabilities.shape[0]).numpy()
+        notes = batch["notes"][:, 1:].cpu().numpy().astype(np.float64)  # (N, 4) of this one recording
+        self._recording_scores.append(self.task_spec.recording_scores(probabilities, times, 1 / encoder.frame_rate,
+                                                                      notes))
+        self._recordings.append(write_recording_predictions(self, batch["recording"][0], probabilities,
+                                                            targets[0].cpu().numpy()))
 
     def on_test_epoch_start(self) -> None:
-        self.test_confusion.reset()
+        if self.test_confusion is not None:
+            self.test_confusion.reset()
+        self._recording_scores, self._recordings = [], []
 
     def on_test_epoch_end(self) -> None:
-        report_test_results(self, self.test_confusion.compute().cpu())
+        for name in sorted({key for scores in self._recording_scores for key in scores}):
+            value = float(np.mean([scores[name] for scores in self._recording_scores if name in scores]))
+            self.recording_metrics[f"test/{name}"] = value  # a mean over the test recordings
+            self.log(f"test/{name}", value, sync_dist=True)
+        confusion = self.test_confusion.compute().cpu() if self.test_confusion is not None else None
+        report_test_results(self, confusion, self._recordings)
 
     @property
     def results_dir(self) -> Path:
@@ -218,6 +302,7 @@ class FinetuneModule(pl.LightningModule):
     def test_summary(self) -> dict[str, Any]:
         """What ``test_metrics.json`` holds: enough to place the run in the results table."""
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")}
+        metrics.update(self.recording_metrics)
         return {
             "task": self.hparams.task,
             "policy": self.hparams.policy,

@@ -1,11 +1,16 @@
-"""Clip-level heads: mean over time of one hidden state (or a learned mix of them), then linear."""
+"""Heads: one hidden state (or a learned mix of them), mean-pooled over time for clip-level tasks or per
+frame for frame-level ones, then one linear layer."""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..models.encoder import EncoderOutput
+
+FRAME_PRIOR = 0.02  # where a frame head's probabilities start
 
 
 def masked_mean(x: Tensor, padding_mask: Tensor | None) -> Tensor:
@@ -16,20 +21,21 @@ def masked_mean(x: Tensor, padding_mask: Tensor | None) -> Tensor:
     return (x * keep).sum(dim=-2) / keep.sum(dim=-2).clamp_min(1.0)
 
 
-class PooledClassifier(nn.Module):
-    """Reads ``layer`` of the encoder output, mean-pools over time, applies one linear layer.
+class LayerHead(nn.Module):
+    """What both heads share: which hidden state they read (``layer``), a non-affine BatchNorm of its
+    features (``standardize``) and one linear layer to the outputs.
 
     layer: ``"last"`` (the paper: last Transformer block), an int index into the hidden
-    states (0 = Transformer input after the projection, i = layer i), or ``"weighted"``:
-    softmax-normalised learned weights over all hidden states (SUPERB-style probing).
-    Pooling is linear, so the weighted sum of pooled layers equals pooling the weighted sum.
-    standardize: standardise the pooled features with a non-affine BatchNorm before the
-    linear layer (the usual linear-probing practice, e.g. MAE). At test time it is a fixed
-    affine map, so the classifier stays linear; it makes short probes converge far faster.
-    Off by default: the paper's head is a plain linear layer.
+    states (wav2vec 2.0: 0 = Transformer input after the projection, i = layer i), or
+    ``"weighted"``: softmax-normalised learned weights over all hidden states (SUPERB-style
+    probing; only over hidden states of one width).
+    standardize: standardise the features with a non-affine BatchNorm before the linear layer
+    (the usual linear-probing practice, e.g. MAE). At test time it is a fixed affine map, so
+    the head stays linear; it makes short probes converge far faster. Off by default: the
+    paper's head is a plain linear layer.
     """
 
-    def __init__(self, hidden_sizes: tuple[int, ...], num_classes: int, layer: str | int = "last",
+    def __init__(self, hidden_sizes: tuple[int, ...], num_outputs: int, layer: str | int = "last",
                  standardize: bool = False) -> None:
         super().__init__()
         num_hidden_states = len(hidden_sizes)
@@ -44,7 +50,7 @@ class PooledClassifier(nn.Module):
         self.layer = layer
         width = hidden_sizes[-1] if layer in ("last", "weighted") else hidden_sizes[layer]
         self.norm = nn.BatchNorm1d(width, affine=False) if standardize else nn.Identity()
-        self.linear = nn.Linear(width, num_classes)
+        self.linear = nn.Linear(width, num_outputs)
         self.layer_logits = nn.Parameter(torch.zeros(num_hidden_states)) if layer == "weighted" else None
 
     @property
@@ -54,7 +60,26 @@ class PooledClassifier(nn.Module):
     def layer_weights(self) -> Tensor | None:
         return None if self.layer_logits is None else torch.softmax(self.layer_logits, dim=0)
 
-    def pool(self, out: EncoderOutput) -> Tensor:
+    def _standardize(self, features: Tensor) -> Tensor:
+        """The BatchNorm of (N, E) features; a training batch of one (a split's last clip) has no spread of
+        its own, so it is standardised with the running statistics instead, as at test time."""
+        if isinstance(self.norm, nn.BatchNorm1d) and self.training and features.shape[0] == 1:
+            norm = self.norm
+            return nn.functional.batch_norm(features, norm.running_mean, norm.running_var, training=False,
+                                            eps=norm.eps)
+        return self.norm(features)
+
+    def forward(self, out: EncoderOutput) -> Tensor:
+        return self.classify(self.features(out))
+
+
+class PooledClassifier(LayerHead):
+    """Clip-level: reads ``layer`` of the encoder output, mean-pools over time, applies one linear layer.
+
+    Pooling is linear, so the weighted sum of pooled layers equals pooling the weighted sum.
+    """
+
+    def features(self, out: EncoderOutput) -> Tensor:
         """Encoder output -> (B, S, E) time-pooled features: S = 1, or L+1 for ``weighted``."""
         if self.layer == "last":
             return masked_mean(out.last_hidden_state, out.padding_mask).unsqueeze(1)
@@ -64,6 +89,8 @@ class PooledClassifier(nn.Module):
             return masked_mean(stacked, out.padding_mask).transpose(0, 1)  # (B, L+1, E)
         return masked_mean(out.hidden_states[self.layer], out.padding_mask).unsqueeze(1)
 
+    pool = features
+
     def classify(self, pooled: Tensor) -> Tensor:
         """(B, S, E) pooled features -> (B, num_classes) logits."""
         if self.layer == "weighted":
@@ -72,14 +99,40 @@ class PooledClassifier(nn.Module):
             features = pooled[:, 0]
         return self.linear(self._standardize(features.float()))
 
-    def _standardize(self, features: Tensor) -> Tensor:
-        """The BatchNorm; a training batch of one clip (a split's last) has no spread of its own, so it is
-        standardised with the running statistics instead, as at test time."""
-        if isinstance(self.norm, nn.BatchNorm1d) and self.training and features.shape[0] == 1:
-            norm = self.norm
-            return nn.functional.batch_norm(features, norm.running_mean, norm.running_var, training=False,
-                                            eps=norm.eps)
-        return self.norm(features)
 
-    def forward(self, out: EncoderOutput) -> Tensor:
-        return self.classify(self.pool(out))
+class FrameClassifier(LayerHead):
+    """Frame-level: reads ``layer`` of the encoder output and applies one linear layer to every frame.
+
+    Its outputs start at probability :data:`FRAME_PRIOR` (the bias), not 0.5: a few percent of
+    (frame, key) pairs sound, and a sparse multi-label head started at that prior does not spend its
+    first epochs unlearning 0.5 everywhere (the usual prior initialisation, Lin et al. 2017).
+    """
+
+    def __init__(self, hidden_sizes: tuple[int, ...], num_outputs: int, layer: str | int = "last",
+                 standardize: bool = False) -> None:
+        super().__init__(hidden_sizes, num_outputs, layer, standardize)
+        nn.init.constant_(self.linear.bias, math.log(FRAME_PRIOR / (1 - FRAME_PRIOR)))
+
+    def features(self, out: EncoderOutput) -> Tensor:
+        """Encoder output -> (B, T, E) frames, or (B, L+1, T, E) for ``weighted``."""
+        if self.layer == "last":
+            return out.last_hidden_state
+        assert out.hidden_states is not None, "the encoder must return hidden states for this head"
+        if self.layer == "weighted":
+            return torch.stack(out.hidden_states, dim=1)
+        return out.hidden_states[self.layer]
+
+    def classify(self, frames: Tensor) -> Tensor:
+        """(B, T, E) (or (B, L+1, T, E)) frame features -> (B, T, num_outputs) logits."""
+        if self.layer == "weighted":
+            frames = torch.einsum("l,blte->bte", self.layer_weights().to(frames.dtype), frames)
+        batch, count, width = frames.shape
+        standardized = self._standardize(frames.float().reshape(batch * count, width))
+        return self.linear(standardized).reshape(batch, count, -1)
+
+
+def make_head(per_frame: bool, hidden_sizes: tuple[int, ...], num_outputs: int, layer: str | int = "last",
+              standardize: bool = False) -> LayerHead:
+    """A frame-level head for frame-level tasks, else a mean-pooled one."""
+    kind = FrameClassifier if per_frame else PooledClassifier
+    return kind(hidden_sizes, num_outputs, layer, standardize)
