@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..files import atomic_write_csv
-from ..vocabulary import NSYNTH_TASKS as TASKS
+from ..vocabulary import NSYNTH_TASKS, TRANSCRIPTION_TASKS
 from ..vocabulary import POLICIES as POLICY_ORDER
+from ..vocabulary import TASKS as ALL_TASKS
 
 __all__ = [
     "PAPER_TABLE1",
@@ -84,8 +85,8 @@ def _validate(d: Any, path: Path) -> dict[str, Any] | None:
     if not isinstance(d, dict):
         problems.append("not a JSON object")
     else:
-        if d.get("task") not in TASKS:
-            problems.append(f"task must be one of {TASKS}, got {d.get('task')!r}")
+        if d.get("task") not in ALL_TASKS:
+            problems.append(f"task must be one of {ALL_TASKS}, got {d.get('task')!r}")
         for key in ("policy", "encoder"):
             if not isinstance(d.get(key), str):
                 problems.append(f"missing string field {key!r}")
@@ -180,7 +181,7 @@ def aggregate(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             metrics[name] = {"mean": mean, "std": std, "n": len(vals)}
         rows.append({"encoder": enc, "policy": pol, "task": task, "n": len(rs),
                      "seeds": sorted(seeds), "metrics": metrics})
-    rows.sort(key=lambda r: (*_order_key(r["encoder"], r["policy"]), TASKS.index(r["task"])))
+    rows.sort(key=lambda r: (*_order_key(r["encoder"], r["policy"]), ALL_TASKS.index(r["task"])))
     return rows
 
 
@@ -206,6 +207,7 @@ def format_markdown(
     gets the paper's number beside it, the paper's FE/FT1/FT2 rows are always shown, and
     the paper's baselines follow in a second table. Missing cells are "—".
     """
+    rows = [r for r in rows if r["task"] in NSYNTH_TASKS]
     index = {(r["encoder"], r["policy"], r["task"]): r for r in rows}
     pairs = {(r["encoder"], r["policy"]) for r in rows}
     show_paper = include_paper and metric == "test/acc"
@@ -222,7 +224,7 @@ def format_markdown(
         lines += ["| model | pitch | instrument |", "|---|---|---|"]
     for enc, pol in pairs_sorted:
         cells = [f"{model_name(enc)} {pol}"]
-        for task in TASKS:
+        for task in NSYNTH_TASKS:
             cells.append(_fmt_ours(index.get((enc, pol, task)), metric))
             if show_paper:
                 cells.append(paper_cell(enc, pol, task))
@@ -261,3 +263,39 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
                 line += [round(m["mean"], 4), round(m["std"], 4) if m["n"] > 1 else "", m["n"]]
         lines.append(line)
     return atomic_write_csv(path, header, lines)
+
+
+# The transcription table's columns: (task, metric, header)
+TRANSCRIPTION_COLUMNS = (
+    ("musicnet_transcription", "test/frame_ap", "MusicNet frame AP"),
+    ("musicnet_transcription", "test/frame_f1", "MusicNet frame F1"),
+    ("musicnet_transcription", "test/note_f1", "MusicNet note F1"),
+    ("musicnet_transcription", "test/instrument_map", "MusicNet instrument mAP"),
+    ("maestro_transcription", "test/frame_f1", "MAESTRO frame F1"),
+    ("maestro_transcription", "test/note_f1", "MAESTRO note F1"),
+    ("maestro_transcription", "test/note_with_offset_f1", "MAESTRO note-with-offset F1"),
+)
+
+
+def format_transcription(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of the transcription runs among ``aggregate`` rows (values in %), or "" if none.
+
+    Published numbers for reference (REFERENCE.md section 7), none of them a frozen-encoder probe:
+    supervised MusicNet (MusicNetEM test set) note F1 / frame F1: Hawthorne 2019 82.0 / 69.1, MT3 72.8
+    / 68.4; HEAR MAESTRO 5h onset F-measure: wav2vec2 3.3, torchcrepe 40.1, best 46.0.
+    """
+    rows = [r for r in rows if r["task"] in TRANSCRIPTION_TASKS]
+    if not rows:
+        return ""
+    index = {(r["encoder"], r["policy"], r["task"]): r for r in rows}
+    pairs = sorted({(r["encoder"], r["policy"]) for r in rows}, key=lambda p: _order_key(*p))
+    lines = ["Transcription, test split (%): ours = one run, or mean ± sample std over seeds (n = runs)", "",
+             "| model | " + " | ".join(header for _, _, header in TRANSCRIPTION_COLUMNS) + " |",
+             "|---|" + "---|" * len(TRANSCRIPTION_COLUMNS)]
+    for encoder, policy in pairs:
+        cells = [_fmt_ours(index.get((encoder, policy, task)), metric) for task, metric, _ in TRANSCRIPTION_COLUMNS]
+        lines.append(f"| {model_name(encoder)} {policy} | " + " | ".join(cells) + " |")
+    lines += ["", "For reference (supervised systems, not probes): MusicNet note F1 / frame F1 82.0 / 69.1 "
+              "(Hawthorne 2019), 72.8 / 68.4 (MT3); HEAR MAESTRO 5h note onset F1: wav2vec2 3.3, torchcrepe "
+              "40.1, best 46.0."]
+    return "\n".join(lines) + "\n"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    results = subparsers.add_parser("results", help="Table 1 from fine-tuning run folders, next to the paper's")
+    results = subparsers.add_parser("results", help="Table 1 from fine-tuning run folders, next to the paper's, and "
+                                    "the transcription table")
     results.add_argument("run_dirs", nargs="+", help="run folders (searched for test_metrics.json)")
     results.add_argument("--csv", default=None, help="also write the table as CSV here")
     results.add_argument("--markdown", default=None, help="also write the Markdown table here")
@@ -15,11 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.results import aggregate, collect_runs, format_markdown, write_csv
+    from ..analysis.results import aggregate, collect_runs, format_markdown, format_transcription, write_csv
     from ..files import atomic_write_text
 
     rows = aggregate(collect_runs(args.run_dirs))
     table = format_markdown(rows)
+    transcription = format_transcription(rows)
+    if transcription:
+        table += "\n" + transcription
     print(table)
     if args.csv:
         write_csv(rows, args.csv)
