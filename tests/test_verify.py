@@ -213,7 +213,7 @@ def test_musicnet_problems_reported(musicnet_root: Path) -> None:
     assert report.extra == ["musicnet/test_data/1728.wav (not an official test id)"]
     corrupt = {c.path: c.reason for c in report.corrupt}
     assert "sample rate 16000 Hz" in corrupt["musicnet/train_data/1727.wav"]
-    assert "label header" in corrupt["musicnet/train_labels/1728.csv"]
+    assert "is not MusicNet's" in corrupt["musicnet/train_labels/1728.csv"]
 
 
 def test_musicnet_kaggle_nesting_and_flat_root_accepted(tmp_path: Path) -> None:

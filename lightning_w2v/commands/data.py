@@ -8,14 +8,16 @@ from .options import split_count
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    data = subparsers.add_parser("data", help="download, verify or prepare MusicNet and NSynth")
+    data = subparsers.add_parser("data", help="download, verify or prepare MusicNet, NSynth and MAESTRO")
     data.add_argument("action", choices=["download", "verify", "prepare"],
-                      help="download (resumable, md5-checked), verify (counts and audio headers), or prepare "
-                           "(MusicNet's 16 kHz cache)")
-    data.add_argument("dataset", choices=["musicnet", "nsynth"], help="the data set")
-    data.add_argument("--root", required=True, help="the data root: holds nsynth-<split>/ or musicnet/")
+                      help="download (resumable, checksummed), verify (counts, audio headers, label files), or "
+                           "prepare (MusicNet's 16 kHz cache)")
+    data.add_argument("dataset", choices=["musicnet", "nsynth", "maestro"], help="the data set")
+    data.add_argument("--root", required=True,
+                      help="the data root: holds nsynth-<split>/, musicnet/ or maestro-v3.0.0/")
     data.add_argument("--base-url", default=None,
-                      help="download from this mirror (also LIGHTNING_W2V_NSYNTH_URL / LIGHTNING_W2V_MUSICNET_URL)")
+                      help="download from this mirror (also LIGHTNING_W2V_NSYNTH_URL, LIGHTNING_W2V_MUSICNET_URL, "
+                           "LIGHTNING_W2V_MAESTRO_URL)")
     data.add_argument("--splits", nargs="*", default=None, help="NSynth splits to download (default: all three)")
     data.add_argument("--no-keep-archives", action="store_true",
                       help="delete each archive this command downloaded once it is extracted")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..vocabulary import ENCODER_SOURCES, NSYNTH_TASKS
+from ..vocabulary import ENCODER_SOURCES, TASKS
 
 
 def split_count(text: str) -> tuple[str, int]:
@@ -14,8 +14,8 @@ def split_count(text: str) -> tuple[str, int]:
     return split, int(count)
 
 
-def subset(text: str) -> int | float:
-    """'2' -> 2 notes per class; '0.1' (or '1.0') -> that fraction of each class."""
+def number(text: str) -> int | float:
+    """'2' -> 2 (e.g. notes per class); '0.1' (or '1.0') -> a float (a fraction, or minutes)."""
     return int(text) if text.strip().isdigit() else float(text)
 
 
@@ -34,18 +34,20 @@ def add_encoder_source(parser: argparse.ArgumentParser, *, repeatable: bool = Fa
 
 def add_probe_options(parser: argparse.ArgumentParser) -> None:
     """The options of the fine-tuning workflows (probe-layers, label-efficiency)."""
-    parser.add_argument("--ckpt", required=True, help="pre-training (or fine-tuning) checkpoint of this project, "
-                        "or the encoder --source names")
+    parser.add_argument("--ckpt", default=None, help="pre-training (or fine-tuning) checkpoint of this project, "
+                        "or the encoder --source names (not needed for pesto and logmel)")
     add_encoder_source(parser)
-    parser.add_argument("--nsynth", required=True, help="NSynth root, holding nsynth-{train,valid,test}/")
-    parser.add_argument("--task", choices=NSYNTH_TASKS, default="pitch", help="the NSynth task (default: pitch)")
+    parser.add_argument("--data", "--nsynth", dest="data", required=True,
+                        help="the task's data root: the NSynth root (nsynth-{train,valid,test}/), the MusicNet root, "
+                             "or the MAESTRO root")
+    parser.add_argument("--task", choices=TASKS, default="pitch", help="the task (default: NSynth pitch)")
     parser.add_argument("--out", required=True, help="output folder: new, empty, or one this command wrote")
     parser.add_argument("--config", default=None,
-                        help="fine-tuning task config: demo (default), nsynth, a packaged name or a path; "
-                             "the policy fragment is added")
-    parser.add_argument("--batch-size", type=int, default=None, help="notes per batch (default: the config's)")
-    parser.add_argument("--subset", type=subset, default=None,
-                        help="notes per class (an integer, e.g. 2) or a fraction of each class (e.g. 0.1)")
+                        help="fine-tuning task config: demo (default), full (the real data set's: nsynth_pitch, "
+                             "musicnet_transcription...), a packaged name or a path; the policy fragment is added")
+    parser.add_argument("--batch-size", type=int, default=None, help="items per batch (default: the config's)")
+    parser.add_argument("--subset", type=number, default=None,
+                        help="NSynth: notes per class (an integer, e.g. 2) or a fraction of each class (e.g. 0.1)")
     parser.add_argument("--override", action="append", default=[],
                         help="one more option for each run, e.g. --override=--trainer.limit_train_batches=2 "
                              "(repeatable)")

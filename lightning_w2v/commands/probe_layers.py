@@ -20,10 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..workflows.probing import probe_layers
 
-    rows = probe_layers(args.ckpt, args.nsynth, args.task, args.out, layers=args.layers, max_epochs=args.max_epochs,
+    rows = probe_layers(args.ckpt, args.data, args.task, args.out, layers=args.layers, max_epochs=args.max_epochs,
                         batch_size=args.batch_size, seed=args.seed, weighted=args.weighted, config=args.config,
                         subset=args.subset, extra_args=args.override, source=args.source)
+    metric = next(k for k in rows[0] if k.startswith("test_"))
     for row in rows:
-        print(f"  layer {row['layer']}: test acc {row['test_acc']:.3f}")
+        print(f"  layer {row['layer']}: {metric.replace('_', ' ', 1)} {row[metric]:.3f}")
     print(f"written: {Path(args.out) / 'probe_layers.csv'}, {Path(args.out) / 'probe_layers.png'}")
     return 0

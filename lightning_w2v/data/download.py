@@ -1,9 +1,10 @@
-"""Download, checksum and safely extract the NSynth and MusicNet archives.
+"""Download, checksum and safely extract the NSynth, MusicNet and MAESTRO archives.
 
 Downloads stream into ``<dest>.part`` and resume with an HTTP ``Range`` request when
-re-run; the md5 is computed while streaming (and over the already-present part when
-resuming) and the file is renamed to ``<dest>`` only once complete and verified.
-Archives are extracted into a temporary folder inside the dataset root and the
+re-run; the checksum (md5, or SHA-256 where upstream publishes that, as MAESTRO does) is
+computed while streaming (and over the already-present part when resuming) and the file is
+renamed to ``<dest>`` only once complete and verified. Archives (tar or zip) are extracted
+into a temporary folder inside the dataset root and the
 top-level folder is then renamed into place, so an interrupted run never leaves a
 half-extracted dataset behind. Every failure raises :class:`DownloadError` with a
 message meant for humans.
@@ -22,6 +23,7 @@ import re
 import shutil
 import sys
 import tarfile
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -54,11 +56,12 @@ class RemoteFile:
 
     key: str  # split name ("train", ...) or role ("archive", "metadata")
     filename: str
-    md5: str | None
+    md5: str | None  # the expected checksum, an md5 unless ``algorithm`` says otherwise
     size: int | None = None
     top_level: str | None = None  # folder the archive creates under root; None: plain file
     subdir: str = ""  # plain files only: folder under root to put the file in
     md5_verified: bool = True  # False: checksum comes from third parties, not upstream
+    algorithm: str = "md5"  # or "sha256"
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,17 @@ MUSICNET = DatasetSpec(
     selectable_splits=False,
 )
 
-DATASETS: dict[str, DatasetSpec] = {"nsynth": NSYNTH, "musicnet": MUSICNET}
+MAESTRO = DatasetSpec(
+    "maestro", "https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/", "LIGHTNING_W2V_MAESTRO_URL",
+    (  # SHA-256 as published on MAESTRO's page (101 GB; 120 GB extracted)
+        RemoteFile("archive", "maestro-v3.0.0.zip",
+                   "6680fea5be2339ea15091a249fbd70e49551246ddbd5ca50f1b2352c08c95291", top_level="maestro-v3.0.0",
+                   algorithm="sha256"),
+    ),
+    selectable_splits=False,
+)
+
+DATASETS: dict[str, DatasetSpec] = {"nsynth": NSYNTH, "musicnet": MUSICNET, "maestro": MAESTRO}
 
 
 # --------------------------------------------------------------------------- download
@@ -108,8 +121,8 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def _md5_of(path: Path) -> "hashlib._Hash":
-    digest = hashlib.md5()
+def _digest_of(path: Path, algorithm: str = "md5") -> "hashlib._Hash":
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(CHUNK_SIZE), b""):
             digest.update(block)
@@ -160,17 +173,18 @@ def _check_disk_space(directory: Path, needed: int | None) -> None:
 def _finalize(part: Path, dest: Path, digest: "hashlib._Hash", expected_md5: str | None,
               url: str) -> Path:
     actual = digest.hexdigest()
+    name = digest.name.replace("sha256", "sha-256")
     if expected_md5 and actual.lower() != expected_md5.lower():
         bad = _sibling(dest, ".bad-md5")
         os.replace(part, bad)
         raise ChecksumError(
             f"Checksum mismatch for {dest.name} (downloaded from {url}):\n"
-            f"  expected md5 {expected_md5}\n  actual md5   {actual}\n"
+            f"  expected {name} {expected_md5}\n  actual {name}   {actual}\n"
             f"The file was moved aside to {bad} and will not be used. Delete it and re-run "
             "to download again; if the mismatch repeats, the server or mirror serves a "
             "different or corrupted file.")
     os.replace(part, dest)
-    log.info("downloaded %s (md5 %s)", dest, actual)
+    log.info("downloaded %s (%s %s)", dest, name, actual)
     return dest
 
 
@@ -203,8 +217,10 @@ def _stream(resp: requests.Response, part: Path, offset: int, digest: "hashlib._
 
 def download_file(url: str, dest: str | os.PathLike, expected_md5: str | None = None,
                   expected_size: int | None = None, progress: bool = True, *,
-                  timeout: float = DEFAULT_TIMEOUT) -> Path:
-    """Download ``url`` to ``dest``, resuming ``dest.part`` and verifying md5 and size.
+                  timeout: float = DEFAULT_TIMEOUT, algorithm: str = "md5") -> Path:
+    """Download ``url`` to ``dest``, resuming ``dest.part`` and verifying its checksum and size.
+
+    ``expected_md5``: the expected digest of ``algorithm`` (md5 by default, or sha256).
 
     An existing ``dest`` counts as done (it is only ever created after verification).
     Raises :class:`DownloadError` on network/HTTP errors, short transfers (the ``.part``
@@ -223,7 +239,7 @@ def download_file(url: str, dest: str | os.PathLike, expected_md5: str | None = 
     if expected_size is not None and offset > expected_size:
         part.unlink()
         offset = 0
-    digest = _md5_of(part) if offset else hashlib.md5()
+    digest = _digest_of(part, algorithm) if offset else hashlib.new(algorithm)
     if offset and offset == expected_size:
         return _finalize(part, dest, digest, expected_md5, url)
 
@@ -236,7 +252,7 @@ def download_file(url: str, dest: str | os.PathLike, expected_md5: str | None = 
             if total == offset:
                 return _finalize(part, dest, digest, expected_md5, url)
             log.info("server rejected resuming %s at byte %d; restarting", url, offset)
-            offset, digest = 0, hashlib.md5()
+            offset, digest = 0, hashlib.new(algorithm)
             resp = _get(url, 0, timeout)
         if resp.status_code >= 400:
             raise DownloadError(f"HTTP {resp.status_code} {resp.reason} for {url}")
@@ -249,7 +265,7 @@ def download_file(url: str, dest: str | os.PathLike, expected_md5: str | None = 
         elif resp.status_code == 200:
             if offset:
                 log.info("server ignored the Range header for %s; restarting from 0", url)
-                offset, digest = 0, hashlib.md5()
+                offset, digest = 0, hashlib.new(algorithm)
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
         else:
@@ -294,6 +310,29 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+def _zip_member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member is unsafe to extract, or None."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "has an absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "has a '..' path component"
+    if (info.external_attr >> 16) & 0o170000 == 0o120000:
+        return "is a symlink"
+    return None
+
+
+def _extract_zip(archive: Path, into: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            problem = _zip_member_problem(info)
+            if problem:
+                raise DownloadError(
+                    f"Refusing to extract {archive}: member {info.filename!r} {problem}. The archive "
+                    "is corrupted or malicious; nothing was extracted.")
+        zf.extractall(into)
+
+
 def _checked_members(tar: tarfile.TarFile, archive: Path) -> Iterator[tarfile.TarInfo]:
     for member in tar:
         problem = _member_problem(member)
@@ -316,7 +355,7 @@ def _read_marker(marker: Path) -> list[str] | None:
 
 
 def safe_extract(archive: str | os.PathLike, dest_root: str | os.PathLike) -> list[Path]:
-    """Extract the tar ``archive`` into ``dest_root`` safely and atomically.
+    """Extract the tar or zip ``archive`` into ``dest_root`` safely and atomically.
 
     Members with absolute paths, ``..`` components, links leaving the root, or device
     files are refused (the error names the member). Extraction happens in
@@ -332,9 +371,10 @@ def safe_extract(archive: str | os.PathLike, dest_root: str | os.PathLike) -> li
         return [dest_root / n for n in done]
     if not archive.is_file():
         raise DownloadError(f"Archive {archive} does not exist.")
-    if not tarfile.is_tarfile(archive):
+    is_zip = zipfile.is_zipfile(archive)
+    if not is_zip and not tarfile.is_tarfile(archive):
         raise DownloadError(
-            f"{archive} is not a tar archive (perhaps an HTML error page or a damaged "
+            f"{archive} is not a tar or zip archive (perhaps an HTML error page or a damaged "
             "download). Delete it and download it again.")
     dest_root.mkdir(parents=True, exist_ok=True)
     tmp = dest_root / f".{archive.name}.extracting"
@@ -344,9 +384,12 @@ def safe_extract(archive: str | os.PathLike, dest_root: str | os.PathLike) -> li
     claim_folder(tmp, "extracting")  # marked, so only this tool ever removes it
     filter_error = getattr(tarfile, "FilterError", ())
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(tmp, members=_checked_members(tar, archive), **kwargs)
+        if is_zip:
+            _extract_zip(archive, tmp)
+        else:
+            with tarfile.open(archive, "r:*") as tar:
+                kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                tar.extractall(tmp, members=_checked_members(tar, archive), **kwargs)
         top = sorted(p.name for p in tmp.iterdir() if p.name != MARKER_NAME)
         if not top:
             raise DownloadError(f"{archive} contains no files.")
@@ -361,7 +404,7 @@ def safe_extract(archive: str | os.PathLike, dest_root: str | os.PathLike) -> li
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, filter_error):
             msg = f"Refusing to extract {archive}: member {exc.tarinfo.name!r} is unsafe ({exc})"
-        elif isinstance(exc, (tarfile.TarError, EOFError, zlib.error)):
+        elif isinstance(exc, (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error)):
             msg = f"{archive} is damaged or truncated ({exc}). Delete it and download it again"
         elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             msg = f"Disk full while extracting {archive} into {dest_root}; free up space"
@@ -381,12 +424,14 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
                      md5_overrides: Mapping[str, str | None] | None = None,
                      keep_archives: bool = True, *, progress: bool = True,
                      timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
-    """Download, verify and extract data set ``name`` ("nsynth" or "musicnet") under ``root``.
+    """Download, verify and extract data set ``name`` ("nsynth", "musicnet" or "maestro") under ``root``.
 
     Layout: ``root/nsynth-<split>/{examples.json,audio/}``; ``root/musicnet/{train,test}_
-    {data,labels}/`` plus ``root/musicnet/musicnet_metadata.csv``. Archives are kept in
+    {data,labels}/`` plus ``root/musicnet/musicnet_metadata.csv``; ``root/maestro-v3.0.0/``
+    (``maestro-v3.0.0.csv``, ``<year>/<name>.wav`` and ``.midi``). Archives are kept in
     ``root`` unless ``keep_archives`` is False. The base URL comes from ``base_url``, else
-    ``$LIGHTNING_W2V_NSYNTH_URL`` / ``$LIGHTNING_W2V_MUSICNET_URL``, else upstream.
+    ``$LIGHTNING_W2V_NSYNTH_URL`` / ``$LIGHTNING_W2V_MUSICNET_URL`` / ``$LIGHTNING_W2V_MAESTRO_URL``,
+    else upstream.
     ``md5_overrides`` maps file names to another md5 (or None: don't check); an override
     also drops the official size check. Completed steps are skipped on re-runs.
     Returns ``{split or role: path}``.
@@ -426,7 +471,7 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
                     f"{marker.name}). Check it with verify_dataset, or move it away and re-run.")
         archive_was_there = dest.exists()  # e.g. copied in by the user: theirs, never deleted
         try:
-            download_file(url, dest, md5, size, progress, timeout=timeout)
+            download_file(url, dest, md5, size, progress, timeout=timeout, algorithm=f.algorithm)
         except DownloadError as exc:
             hint = f"To use a mirror, set {spec.env_var} or pass base_url."
             if isinstance(exc, ChecksumError) and not f.md5_verified and md5 == f.md5:

@@ -1,4 +1,4 @@
-"""Check an extracted NSynth or MusicNet tree: files present, counts, audio headers.
+"""Check an extracted NSynth, MusicNet or MAESTRO tree: files present, counts, audio headers, label files.
 
 Audio is inspected through its header only (``soundfile.info``), so even ``"all"`` is
 fast. Command line: ``lightning-w2v data verify nsynth --root data``.
@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from . import formats
 from .audio import AudioFileError
 from .audio import audio_info as _audio_info
 from .formats import (  # noqa: F401
+    MAESTRO_COUNTS,
     MUSICNET_COUNTS,
     MUSICNET_SAMPLE_RATE,
     MUSICNET_TEST_IDS,
@@ -24,10 +25,13 @@ from .formats import (  # noqa: F401
     NSYNTH_NUM_SAMPLES,
     NSYNTH_SAMPLE_RATE,
 )
+from .maestro import read_maestro_index, read_midi_notes
+from .notes import LabelFileError, read_musicnet_labels
 
 NSYNTH_FRAMES = NSYNTH_NUM_SAMPLES
 MUSICNET_LABEL_HEADER = ",".join(formats.MUSICNET_LABEL_HEADER)  # the CSV's first line
 CHECK_MODES = ("sample", "all", "none")
+MAESTRO_RATES = (44_100, 48_000)
 
 
 @dataclass
@@ -78,7 +82,7 @@ class VerifyReport:
         lines = [f"{self.name} at {self.root}: {verdict}", "Counts (found / expected):"]
         for split, (found, exp) in self.counts.items():
             status = "" if exp is None else ("ok" if found == exp else "MISMATCH")
-            lines.append(f"  {split:<6} {found:>7} / {exp if exp is not None else '-':<7} {status}")
+            lines.append(f"  {split:<10} {found:>7} / {exp if exp is not None else '-':<7} {status}")
         lines.append(f"Audio headers checked: {self.audio_checked} of {self.audio_total} files "
                      f"(mode: {self.check_audio})")
         sections: list[tuple[str, list[str]]] = [
@@ -212,29 +216,57 @@ def _verify_musicnet(report: VerifyReport, root: Path, splits: Mapping[str, int 
                 report.corrupt.append(CorruptFile(f"{rel}/{split}_data/{rec}.wav", reason))
         if mode == "none":
             continue
-        for rec in sorted(label_ids):
+        for rec in sorted(label_ids):  # every label file is read in full: they are small
             try:
-                with open(labels / f"{rec}.csv", encoding="utf-8") as fh:
-                    header = fh.readline().strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                header = f"<unreadable: {exc}>"
-            if header != MUSICNET_LABEL_HEADER:
-                report.corrupt.append(CorruptFile(
-                    f"{rel}/{split}_labels/{rec}.csv", f"unexpected label header {header!r}"))
+                read_musicnet_labels(labels / f"{rec}.csv")
+            except LabelFileError as exc:
+                reason = str(exc).removeprefix(str(labels / f"{rec}.csv")).lstrip(":, ")
+                report.corrupt.append(CorruptFile(f"{rel}/{split}_labels/{rec}.csv", reason))
+
+
+def _verify_maestro(report: VerifyReport, root: Path, splits: Mapping[str, int | None], mode: str,
+                    sample_size: int, rng: random.Random) -> None:
+    try:
+        performances = read_maestro_index(root)
+    except (DataError, LabelFileError) as exc:
+        report.errors.append(str(exc))
+        return
+    base = performances[0].audio.parents[1] if performances else root
+    for split, expected in splits.items():
+        mine = [p for p in performances if p.split == split]
+        report.counts[split] = (len(mine), expected)
+        chosen = _pick([p.audio.relative_to(base).as_posix() for p in mine], mode, sample_size, rng)
+        report.audio_total += len(mine)
+        report.audio_checked += len(chosen)
+        by_audio = {p.audio.relative_to(base).as_posix(): p for p in mine}
+        for audio in chosen:
+            performance = by_audio[audio]
+            rate = _audio_info(performance.audio).samplerate if performance.audio.is_file() else None
+            reason = _check_wav(performance.audio, rate or 44_100, None, None, None)
+            if reason is None and rate not in MAESTRO_RATES:
+                reason = f"sample rate {rate} Hz, expected one of {', '.join(map(str, MAESTRO_RATES))}"
+            if reason:
+                report.corrupt.append(CorruptFile(audio, reason))
+            try:
+                read_midi_notes(performance.midi)
+            except LabelFileError as exc:
+                report.corrupt.append(CorruptFile(performance.midi.relative_to(base).as_posix(),
+                                                  str(exc).split(": ", 1)[-1]))
 
 
 def verify_dataset(name: str, root: str | os.PathLike,
                    expected_counts: Mapping[str, int | None] | None = None,
                    check_audio: str = "sample", sample_size: int = 200, seed: int = 0, *,
                    test_ids: Iterable[int] | None = None) -> VerifyReport:
-    """Verify the extracted data set ``name`` ("nsynth" or "musicnet") under ``root``.
+    """Verify the extracted data set ``name`` ("nsynth", "musicnet" or "maestro") under ``root``.
 
     ``expected_counts`` maps split -> expected number of notes/recordings (None: don't
     check); its keys choose the splits to verify (default: all official splits with the
     official counts). ``check_audio``: "sample" reads the headers of ``sample_size``
     files per split picked with ``seed``, "all" of every file, "none" skips audio (and
-    label-header) checks. NSynth audio must be 16 kHz mono PCM16 of 64000 frames;
-    MusicNet 44.1 kHz. ``test_ids`` (MusicNet) defaults to the official 10 test ids;
+    label) checks. NSynth audio must be 16 kHz mono PCM16 of 64000 frames; MusicNet 44.1 kHz,
+    every label CSV well formed; MAESTRO 44.1 or 48 kHz, the index CSV naming existing files
+    and the sampled performances' MIDI readable. ``test_ids`` (MusicNet) defaults to the official 10 test ids;
     pass an empty list to skip that check.
     """
     if check_audio not in CHECK_MODES:
@@ -249,8 +281,11 @@ def verify_dataset(name: str, root: str | os.PathLike,
         splits = dict(MUSICNET_COUNTS if expected_counts is None else expected_counts)
         ids = {str(i) for i in (MUSICNET_TEST_IDS if test_ids is None else test_ids)}
         _verify_musicnet(report, root, splits, check_audio, sample_size, rng, ids)
+    elif name == "maestro":
+        splits = dict(MAESTRO_COUNTS if expected_counts is None else expected_counts)
+        _verify_maestro(report, root, splits, check_audio, sample_size, rng)
     else:
-        raise ValueError(f"Unknown data set {name!r}; choose 'nsynth' or 'musicnet'.")
+        raise ValueError(f"Unknown data set {name!r}; choose 'nsynth', 'musicnet' or 'maestro'.")
     return report
 
 

@@ -259,8 +259,12 @@ def key_names() -> tuple[str, ...]:
     return tuple(pitch_name(m) for m in range(PIANO_KEYS[0], PIANO_KEYS[1] + 1))
 
 
-def make_frame_spec(name: str, instruments: dict[int, str] | None = None) -> FrameTaskSpec:
+def make_frame_spec(name: str, instruments: dict[int, str] | None = None, demo_config: str = "",
+                    full_config: str = "") -> FrameTaskSpec:
     instruments = instruments or {}
     return FrameTaskSpec(name=name, label_kind=FRAMES, num_outputs=NUM_KEYS + len(instruments),
                          class_names=key_names() + tuple(instruments.values()), axis_label="MIDI note",
+                         demo_config=demo_config, full_config=full_config, primary_metric="frame_ap",
+                         budget_arg="train_minutes", budget_unit="minutes of labelled audio",
+                         report_metrics=("frame_ap", "frame_f1", "note_f1", "note_with_offset_f1", "instrument_map"),
                          instruments=tuple(instruments), instrument_names=tuple(instruments.values()))

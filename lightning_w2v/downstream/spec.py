@@ -30,6 +30,8 @@ class TaskSpec:
     num_outputs: the head's outputs (classes, or keys and instruments per frame).
     class_names: display names of the outputs (confusion matrices, piano rolls, tables).
     axis_label: what the outputs are, for figure axes (e.g. ``pitch``).
+    demo_config, full_config, primary_metric, budget_arg, budget_unit: what the workflows (layer
+    probes, label efficiency, the demo) need to run the task and report it.
     """
 
     name: str
@@ -37,6 +39,12 @@ class TaskSpec:
     num_outputs: int
     class_names: tuple[str, ...]
     axis_label: str
+    demo_config: str = ""  # the packaged config of the task on the demo data ("" when there is none)
+    full_config: str = ""  # the packaged config of the task on the real data set
+    primary_metric: str = "acc"  # what the workflows report and plot, as ``test/<name>``
+    budget_arg: str = "few_shot_k"  # the data setting label efficiency varies ...
+    budget_unit: str = "training notes per class"  # ... and what it counts
+    report_metrics: tuple[str, ...] = ("acc", "acc_top5", "f1_macro", "chroma_acc")  # the workflows' columns
 
     def __post_init__(self) -> None:
         if self.label_kind not in LABEL_KINDS:

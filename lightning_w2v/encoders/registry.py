@@ -12,6 +12,7 @@ from .source import KEY, EncoderSource
 from .sources.checkpoint import CheckpointSource
 from .sources.fairseq import FairseqSource
 from .sources.huggingface import HuggingFaceSource
+from .sources.logmel import LogMelSource
 from .sources.pesto import PestoSource
 from .sources.random import RandomSource
 from .sources.torchaudio_bundle import TorchaudioSource
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 SOURCES: dict[str, type[EncoderSource]] = {source.name: source for source in (
     CheckpointSource, TorchaudioSource, HuggingFaceSource, FairseqSource, RandomSource, TorchcrepeSource,
-    PestoSource)}
+    PestoSource, LogMelSource)}
 assert tuple(SOURCES) == ENCODER_SOURCES, "the registry and the vocabulary name the same sources, in order"
 
 

