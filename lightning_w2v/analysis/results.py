@@ -64,7 +64,7 @@ def paper_accuracy(encoder: str, policy: str, task: str) -> float | None:
     """The paper's accuracy (%) for this very model and policy (music FE/FT1/FT2, CREPE full FE), else None."""
     for r in PAPER_TABLE1:
         if r["encoder"] == encoder and r["policy"] == policy:
-            return r[task]
+            return r.get(task)  # Table 1 is NSynth's: None for any other task
     return None
 
 
@@ -289,11 +289,12 @@ def format_transcription(rows: Sequence[dict[str, Any]]) -> str:
         return ""
     index = {(r["encoder"], r["policy"], r["task"]): r for r in rows}
     pairs = sorted({(r["encoder"], r["policy"]) for r in rows}, key=lambda p: _order_key(*p))
+    columns = [c for c in TRANSCRIPTION_COLUMNS if c[0] in {r["task"] for r in rows}]  # the data sets run
     lines = ["Transcription, test split (%): ours = one run, or mean ± sample std over seeds (n = runs)", "",
-             "| model | " + " | ".join(header for _, _, header in TRANSCRIPTION_COLUMNS) + " |",
-             "|---|" + "---|" * len(TRANSCRIPTION_COLUMNS)]
+             "| model | " + " | ".join(header for _, _, header in columns) + " |",
+             "|---|" + "---|" * len(columns)]
     for encoder, policy in pairs:
-        cells = [_fmt_ours(index.get((encoder, policy, task)), metric) for task, metric, _ in TRANSCRIPTION_COLUMNS]
+        cells = [_fmt_ours(index.get((encoder, policy, task)), metric) for task, metric, _ in columns]
         lines.append(f"| {model_name(encoder)} {policy} | " + " | ".join(cells) + " |")
     lines += ["", "For reference (supervised systems, not probes): MusicNet note F1 / frame F1 82.0 / 69.1 "
               "(Hawthorne 2019), 72.8 / 68.4 (MT3); HEAR MAESTRO 5h note onset F1: wav2vec2 3.3, torchcrepe "

@@ -56,10 +56,11 @@ def finetune_args(ckpt: str | Path | None, data_root: str | Path, task: str, pol
     minutes of labelled audio for transcription).
     """
     if ckpt is None and SOURCES[source].needs_path:
-        encoder = ["--model.init_args.encoder.source=random", "--model.init_args.encoder.path=null",
-                   f"--model.init_args.encoder.preset={random_preset}"]
-    elif ckpt is None:
+        source = "random"  # nothing to load: the untrained encoder of random_preset
+    if ckpt is None:
         encoder = [f"--model.init_args.encoder.source={source}", "--model.init_args.encoder.path=null"]
+        if SOURCES[source].takes_preset:
+            encoder.append(f"--model.init_args.encoder.preset={random_preset}")
     else:
         local = Path(str(ckpt)).expanduser()
         # files and existing folders as absolute paths; bundle names, hub ids and model names as they are
