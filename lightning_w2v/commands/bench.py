@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--no-loader", action="store_true", help="skip the data loader's real-time factor")
     bench.add_argument("--probe-notes", type=int, default=0,
                        help="also time a linear probe on this many notes per split (the default probe: ~420)")
+    bench.add_argument("--whole-recording", type=float, default=None, metavar="SECONDS",
+                       help="instead: the memory and real-time factor of testing one whole recording of this "
+                            "many seconds in overlapping windows, as frame-level tasks do")
     bench.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     bench.set_defaults(func=run)
 
@@ -36,6 +39,17 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..files import atomic_write_text
+
+    if args.whole_recording is not None:
+        from ..workflows.bench_recording import format_recording, whole_recording_benchmark
+
+        result = whole_recording_benchmark(args.whole_recording, preset=args.preset, device=args.device,
+                                           seed=args.seed)
+        print(format_recording(result), flush=True)
+        if args.json is not None:
+            atomic_write_text(args.json, json.dumps(result, indent=2))
+        return 0
+
     from ..workflows.bench import format_table, run_benchmark
 
     result = run_benchmark(

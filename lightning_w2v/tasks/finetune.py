@@ -63,9 +63,10 @@ class FinetuneModule(pl.LightningModule):
         seed: recorded with the test metrics, so results can be aggregated by seed.
         results_dir: where ``test_metrics.json`` and the confusion matrix go (default: the
             trainer's root dir).
-        test_window_seconds, test_context_seconds: frame-level tasks test whole recordings, in
-            windows of this length overlapping by twice the context (an attention encoder's
-            memory then stays that of one window; see :mod:`lightning_w2v.models.windows`).
+        test_window_seconds, test_context_seconds, test_windows_per_forward: frame-level tasks
+            test whole recordings, in windows of this length overlapping by twice the context,
+            this many windows per encoder pass (an attention encoder's memory then stays that of
+            those windows, whatever the recording's length; see :mod:`lightning_w2v.models.windows`).
     """
 
     checkpoint_kind = "finetune"
@@ -84,6 +85,7 @@ class FinetuneModule(pl.LightningModule):
         results_dir: str | None = None,
         test_window_seconds: float = 10.0,
         test_context_seconds: float = 2.5,
+        test_windows_per_forward: int = 4,
     ) -> None:
         super().__init__()
         self.task_spec = task_spec(task)
@@ -270,8 +272,9 @@ class FinetuneModule(pl.LightningModule):
         def outputs_of(pieces: Tensor) -> Tensor:
             return self.head.classify(self.head_features(pieces, sample_rate=encoder.sample_rate))
 
-        outputs = run_in_windows(outputs_of, audio, encoder, self.hparams.test_window_seconds,
-                                 self.hparams.test_context_seconds)  # (1, T, K)
+        hp = self.hparams
+        outputs = run_in_windows(outputs_of, audio, encoder, hp.test_window_seconds, hp.test_context_seconds,
+                                 hp.test_windows_per_forward)  # (1, T, K)
         _, targets = self._score(batch, outputs, "test")
         probabilities = torch.sigmoid(outputs.float())[0].cpu().numpy()  # (T, K)
         times = encoder.frame_times(probabilities.shape[0]).numpy()
