@@ -261,3 +261,20 @@ def test_transcription_specs():
     musicnet, maestro = task_spec("musicnet_transcription"), task_spec("maestro_transcription")
     assert musicnet.per_frame and musicnet.num_outputs == 99 and musicnet.class_names[0] == "A0"
     assert maestro.num_outputs == 88 and "instrument_map" not in maestro.metrics("test")
+
+
+def test_the_whole_recording_benchmark_runs_windows_of_a_long_recording():
+    from lightning_w2v.workflows.bench_recording import whole_recording_benchmark
+
+    result = whole_recording_benchmark(30.0, preset="tiny", device="cpu", window_seconds=4.0, context_seconds=1.0)
+    assert result["frames"] == (30 * 16000 - 400) // 320 + 1  # exactly a whole pass's frames
+    assert result["realtime_factor"] > 1.0 and result["peak_bytes"] >= result["memory_before_bytes"] > 0
+
+
+def test_a_bf16_mixed_fit_step_of_the_transcription_module(demo_root, tmp_path):
+    """The GPU configs' precision, on the CPU: one FT2 step of a frame head through the CLI."""
+    code = main(["fit", "--config", "finetune/demo_transcription", "--config", "finetune/policy/ft2",
+                 "--model.init_args.encoder.source=random", "--model.init_args.encoder.preset=tiny",
+                 f"--data.init_args.root={demo_root / 'musicnet'}", "--trainer.precision=bf16-mixed",
+                 "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+    assert code == 0
