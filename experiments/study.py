@@ -2,6 +2,7 @@
 
     python experiments/study.py run [--only NAME ...]   # each run once; finished runs are skipped
     python experiments/study.py summary                 # table + figure from experiments/study/
+    python experiments/study.py transcription           # the in-domain transcription probes, then their table
 
 Every run is one `lightning-w2v fit --config pretrain/demo ...` command (printed, and kept in
 its folder): the demo's synthetic MusicNet, linear probes of pitch and family on the demo's
@@ -157,9 +158,98 @@ def summary() -> None:
     print(f"written {OUT / 'summary.md'}, {OUT / 'probe_curves.png'}")
 
 
+# ----------------------------------------------------------------------------- the in-domain transcription question
+# FE frame probes on the MusicNet-format data the encoders were pre-trained on: the pre-trained encoder against
+# the untrained one of the same seed (the random source under the same seed is the pre-training's step 0) and
+# log-mel frames. The pre-training runs are the frozen_cnn ones (the demo's objective).
+TRANSCRIPTION_OBJECTIVE = "frozen_cnn"
+TRANSCRIPTION_ENCODERS = ("pretrained", "untrained", "logmel")
+TRANSCRIPTION_OUT = OUT / "transcription"
+
+
+def _checkpoint(name: str) -> Path:
+    """The pre-training run's last checkpoint, re-running the run into study_runs/ when it is not there
+    (its committed curves under experiments/study/ are left as they are)."""
+    ckpt = RUNS_DIR / name / "checkpoints" / "last.ckpt"
+    if ckpt.is_file():
+        return ckpt
+    args = dict(runs())[name]
+    print(f"=== {name} (for its checkpoint): lightning-w2v {' '.join(args)}", flush=True)
+    shutil.rmtree(RUNS_DIR / name, ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "lightning_w2v", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stderr[-3000:], flush=True)
+        raise SystemExit(f"{name} failed")
+    return ckpt
+
+
+def transcription() -> None:
+    for preset in PLAN:
+        for seed in SEEDS:
+            pretraining = f"{preset}-{TRANSCRIPTION_OBJECTIVE}-seed{seed}"
+            for encoder in TRANSCRIPTION_ENCODERS:
+                # log-mel frames do not depend on the preset: one run per seed, shared by both presets
+                name = f"{preset}-{encoder}-seed{seed}" if encoder != "logmel" else f"logmel-seed{seed}"
+                dest = TRANSCRIPTION_OUT / name
+                if (dest / "test_metrics.json").is_file():
+                    continue
+                if encoder == "pretrained":
+                    source = ["--model.init_args.encoder.source=checkpoint",
+                              f"--model.init_args.encoder.path={_checkpoint(pretraining)}"]
+                elif encoder == "untrained":
+                    source = ["--model.init_args.encoder.source=random", f"--model.init_args.encoder.preset={preset}"]
+                else:
+                    source = ["--model.init_args.encoder.source=logmel"]
+                run_dir = RUNS_DIR / "transcription" / name
+                args = ["fit", "--config", "finetune/demo_transcription", "--config", "finetune/policy/fe", *source,
+                        f"--data.init_args.root={DATA / 'musicnet'}", "--model.init_args.head_lr=0.01",
+                        f"--seed_everything={seed}", f"--data.init_args.seed={seed}", f"--model.init_args.seed={seed}",
+                        f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false"]
+                print(f"=== transcription {name}: lightning-w2v {' '.join(args)}", flush=True)
+                started = time.time()
+                shutil.rmtree(run_dir, ignore_errors=True)
+                done = subprocess.run([sys.executable, "-m", "lightning_w2v", *args], capture_output=True, text=True)
+                if done.returncode != 0:
+                    print(done.stderr[-3000:], flush=True)
+                    raise SystemExit(f"transcription {name} failed")
+                dest.mkdir(parents=True, exist_ok=True)
+                (dest / "command.txt").write_text("lightning-w2v " + " ".join(args) + "\n")
+                (dest / "wall_seconds.txt").write_text(f"{time.time() - started:.0f}\n")
+                shutil.copy(run_dir / "test_metrics.json", dest / "test_metrics.json.tmp")
+                (dest / "test_metrics.json.tmp").rename(dest / "test_metrics.json")  # last: marks it done
+    transcription_summary()
+
+
+def transcription_summary() -> None:
+    import numpy as np
+
+    metrics = ("frame_ap", "frame_f1", "note_f1", "instrument_map")
+    results: dict = defaultdict(list)  # (row, metric) -> [value per seed]
+    for folder in sorted(TRANSCRIPTION_OUT.glob("*-seed*")):
+        file = folder / "test_metrics.json"
+        if not file.is_file():
+            continue
+        row = folder.name.rsplit("-seed", 1)[0]
+        values = json.loads(file.read_text())["metrics"]
+        for metric in metrics:
+            results[(row, metric)].append(100 * values[f"test/{metric}"])
+    rows = sorted({row for row, _ in results}, key=lambda r: (r == "logmel", r))
+    lines = ["| encoder | " + " | ".join(metrics) + " | frame AP, each seed |", "|---|" + "---|" * (len(metrics) + 1)]
+    for row in rows:
+        cells = []
+        for metric in metrics:
+            values = results[(row, metric)]
+            cells.append(f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else ""))
+        each = ", ".join(f"{v:.1f}" for v in results[(row, "frame_ap")])
+        lines.append(f"| {row} | " + " | ".join(cells) + f" | {each} |")
+    table = "\n".join(lines)
+    (TRANSCRIPTION_OUT / "summary.md").write_text(table + "\n")
+    print(table)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["run", "summary"])
+    parser.add_argument("action", choices=["run", "summary", "transcription"])
     parser.add_argument("--only", nargs="*", default=None, help="run only these names")
     args = parser.parse_args()
-    run(args.only) if args.action == "run" else summary()
+    {"run": lambda: run(args.only), "summary": summary, "transcription": transcription}[args.action]()

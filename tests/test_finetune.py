@@ -172,10 +172,10 @@ def test_fe_caches_pooled_features_and_gives_the_same_logits(tiny_pretrain_ckpt)
     batch = {"waveforms": torch.randn(3, 16000), "labels": torch.tensor([0, 1, 2]), "index": torch.tensor([5, 6, 7])}
     with torch.no_grad():
         direct = module.head.classify(module.pooled_features(batch["waveforms"]))
-        first = module.head.classify(module._cached_pooled_features(batch, "train"))
+        first = module.head.classify(module._cached_features(batch, "train"))
         calls = []
         handle = module.encoder.register_forward_hook(lambda *args: calls.append(1))
-        second = module.head.classify(module._cached_pooled_features(batch, "train"))
+        second = module.head.classify(module._cached_features(batch, "train"))
         handle.remove()
     torch.testing.assert_close(first, direct)
     torch.testing.assert_close(second, direct)

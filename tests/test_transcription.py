@@ -268,7 +268,9 @@ def test_the_whole_recording_benchmark_runs_windows_of_a_long_recording():
 
     result = whole_recording_benchmark(30.0, preset="tiny", device="cpu", window_seconds=4.0, context_seconds=1.0)
     assert result["frames"] == (30 * 16000 - 400) // 320 + 1  # exactly a whole pass's frames
-    assert result["realtime_factor"] > 1.0 and result["peak_bytes"] >= result["memory_before_bytes"] > 0
+    window = (199 - 1) * 320 + 400  # the samples of 4 s of frames: no pass sees more than 4 windows of it
+    assert result["encoder_passes"] > 1 and result["largest_pass"] == [4, window]
+    assert result["realtime_factor"] > 1.0 and result["peak_bytes"] > 0
 
 
 def test_a_bf16_mixed_fit_step_of_the_transcription_module(demo_root, tmp_path):

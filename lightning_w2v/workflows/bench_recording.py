@@ -59,7 +59,10 @@ def whole_recording_benchmark(seconds: float, preset: str = "base", device: str 
     head = FrameClassifier(encoder.hidden_sizes, task_spec("musicnet_transcription").num_outputs).to(dev).eval()
     audio = 0.1 * torch.randn(1, round(seconds * SAMPLE_RATE), device=dev)
 
+    passes: list[tuple[int, int]] = []  # (windows, samples) of every encoder pass
+
     def outputs_of(pieces: torch.Tensor) -> torch.Tensor:
+        passes.append(tuple(pieces.shape))
         return head(encoder(pieces))
 
     run_in_windows(outputs_of, audio[:, :round(window_seconds * SAMPLE_RATE)], encoder, window_seconds,
@@ -71,17 +74,19 @@ def whole_recording_benchmark(seconds: float, preset: str = "base", device: str 
     else:
         _reset_peak()
         before = (_status_kib("VmRSS") or 0) * 1024
+    passes.clear()
     started = time.perf_counter()
     outputs = run_in_windows(outputs_of, audio, encoder, window_seconds, context_seconds, windows_per_forward)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
         peak = torch.cuda.max_memory_allocated(dev)
     else:
-        peak = (_status_kib("VmHWM") or 0) * 1024
+        peak = max((_status_kib("VmHWM") or 0), (_status_kib("VmRSS") or 0)) * 1024  # VmHWM may lag behind
     wall = time.perf_counter() - started
     return {"device": dev.type, "preset": preset, "seconds": seconds, "frames": int(outputs.shape[1]),
             "window_seconds": window_seconds, "context_seconds": context_seconds,
-            "windows_per_forward": windows_per_forward,
+            "windows_per_forward": windows_per_forward, "encoder_passes": len(passes),
+            "largest_pass": list(max(passes, key=lambda shape: shape[0] * shape[1])),
             "threads": torch.get_num_threads(), "wall_s": wall, "realtime_factor": seconds / wall,
             "memory_before_bytes": int(before), "peak_bytes": int(peak),
             "peak_above_before_bytes": int(peak - before),
