@@ -73,3 +73,20 @@ def test_the_step_0_probe_equals_an_independent_probe_of_the_untrained_encoder(p
         for feature in layer_names(3):
             expected = probe_accuracy(fit[feature], fit_labels[task], scored[feature], eval_labels[task])
             assert logged[f"probe/{task}/{feature}"] == pytest.approx(expected, abs=1e-6), (task, feature)
+
+
+def test_the_transcription_probe_scores_frame_ap_on_held_out_windows(demo_root, tmp_path):
+    """probe.transcription adds a frame-level probe of pre-training's own music (the in-domain question)."""
+    run = tmp_path / "run"
+    cli_main(["fit", "--config", "pretrain/demo", f"--data.init_args.root={demo_root / 'musicnet'}",
+              f"--probe.notes={demo_root / 'nsynth'}", f"--probe.transcription={demo_root / 'musicnet'}",
+              "--probe.transcription_windows=6", "--probe.every_n_steps=10", "--probe.per_class=1",
+              "--trainer.max_steps=10", f"--trainer.default_root_dir={run}", "--trainer.enable_progress_bar=false"])
+    logged = _logged(run)
+    assert sorted(logged) == [0, 10]
+    for values in logged.values():
+        features = [values[f"probe/transcription_ap/{f}"] for f in layer_names(3)]
+        assert values["probe/transcription_ap/best"] == max(features)
+        assert all(0.0 < v <= 1.0 for v in features)
+        # log-mel frames hold the keys far better than the key prior does: the probe can tell them apart
+        assert values["probe/transcription_ap/baseline_logmel"] > 2 * values["probe/transcription_ap/baseline_majority"]

@@ -19,6 +19,13 @@ Once, at the start, it also scores the baselines on the same notes with the same
 writes ``<run>/probe/probe_baselines.csv`` and logs them as flat lines
 ``probe/{task}/baseline_{untrained,logmel,majority}`` beside the curves.
 
+With ``transcription`` (a MusicNet-format root, the 16 kHz cache built: pre-training's own
+data, for the in-domain question) it also probes polyphonic transcription: a multi-label
+logistic regression per representation on every frame of a fixed set of labelled training
+windows, scored by frame AP on the held-out validation recordings' windows
+(:mod:`lightning_w2v.analysis.frame_probes`), logged as ``probe/transcription_ap/*``; its
+baselines are the untrained encoder, log-mel frames and the key prior.
+
 Every run has one, as the top-level ``probe`` section of its config (LightningCLI adds it to
 the trainer's callbacks). Without ``notes`` (the default of the real configs) it does
 nothing; ``--probe.notes /data`` (an NSynth root) turns it on. It probes pre-training runs
@@ -34,6 +41,8 @@ from typing import Any, Sequence
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
+from ..analysis.frame_probes import TASK as TRANSCRIPTION
+from ..analysis.frame_probes import frame_baselines, probe_frames
 from ..analysis.probes import (
     DEFAULT_PROBE_INTERVAL,
     as_rows,
@@ -43,6 +52,7 @@ from ..analysis.probes import (
     probe_all,
 )
 from ..data.nsynth import probe_notes
+from ..data.transcription import probe_windows
 from ..files import atomic_write_csv
 
 log = logging.getLogger(__name__)
@@ -64,12 +74,17 @@ class LinearProbe(pl.Callback):
         demo_notes: the notes are the synthetic demo NSynth (the demo configs): ``lightning-w2v fit``
             writes it to ``notes`` first if nothing is there, as the demo's data modules do (a
             callback writes no data set).
+        transcription: a MusicNet-format root whose 16 kHz cache is built: also probe transcription.
+        transcription_windows: labelled windows of 5 s for the transcription probe, per split.
     """
 
     def __init__(self, notes: str | None = None, every_n_steps: int = DEFAULT_PROBE_INTERVAL, per_class: int = 4,
                  fit_split: str = "train", eval_split: str = "valid", iterations: int = 100, batch_size: int = 16,
-                 baselines: bool = True, seed: int = 0, demo_notes: bool = False) -> None:
+                 baselines: bool = True, seed: int = 0, demo_notes: bool = False, transcription: str | None = None,
+                 transcription_windows: int = 16) -> None:
         super().__init__()
+        self.transcription, self.transcription_windows = transcription, transcription_windows
+        self._windows: tuple | None = None
         self.notes, self.every_n_steps, self.per_class = notes, every_n_steps, per_class
         self.fit_split, self.eval_split, self.iterations = fit_split, eval_split, iterations
         self.batch_size, self.baselines, self.seed, self.demo_notes = batch_size, baselines, seed, demo_notes
@@ -92,6 +107,15 @@ class LinearProbe(pl.Callback):
                            f"{self.eval_split} notes from {self.notes}, every {self.every_n_steps} steps")
         return self._data
 
+    def _load_windows(self) -> tuple | None:
+        """The transcription probe's (fit, scored) windows and notes, or None without ``transcription``."""
+        if self.transcription and self._windows is None:
+            self._windows = tuple(probe_windows(self.transcription, split, self.transcription_windows, seed=self.seed)
+                                  for split in ("train", "valid"))
+            rank_zero_info(f"linear probe: transcription on {self.transcription_windows} train and valid windows "
+                           f"of {self.transcription}")
+        return self._windows
+
     def out_dir(self, trainer: pl.Trainer) -> Path:
         return Path(trainer.default_root_dir) / "probe"
 
@@ -108,6 +132,7 @@ class LinearProbe(pl.Callback):
             self.notes = None
             return
         self._load()
+        self._load_windows()
 
     # ------------------------------------------------------------------ probing
     def probe(self, backbone, device) -> dict[str, dict[str, float]]:
@@ -115,7 +140,11 @@ class LinearProbe(pl.Callback):
         fit_waves, fit_labels, eval_waves, eval_labels = self._load()
         fit = pooled_layer_features(backbone, fit_waves, self.batch_size, device)
         scored = pooled_layer_features(backbone, eval_waves, self.batch_size, device)
-        return probe_all(fit, scored, fit_labels, eval_labels, self.iterations)
+        results = probe_all(fit, scored, fit_labels, eval_labels, self.iterations)
+        windows = self._load_windows()
+        if windows is not None:
+            results[TRANSCRIPTION] = probe_frames(backbone, *windows, self.iterations, device)
+        return results
 
     def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         step = trainer.global_step
@@ -142,6 +171,11 @@ class LinearProbe(pl.Callback):
         fit_waves, fit_labels, eval_waves, eval_labels = self._load()
         self.baseline_results = baseline_accuracies(pl_module.model.backbone, fit_waves, eval_waves, fit_labels,
                                                     eval_labels, self.seed, self.iterations, pl_module.device)
+        windows = self._load_windows()
+        if windows is not None:
+            for baseline, value in frame_baselines(pl_module.model.backbone, *windows, self.seed, self.iterations,
+                                                   pl_module.device).items():
+                self.baseline_results.setdefault(baseline, {})[TRANSCRIPTION] = value
         rows = [[baseline, task, accuracy] for baseline, row in self.baseline_results.items()
                 for task, accuracy in row.items()]
         atomic_write_csv(self.out_dir(trainer) / "probe_baselines.csv", ("baseline", "task", "accuracy"), rows)

@@ -276,3 +276,17 @@ class MaestroTranscriptionDataModule(TranscriptionDataModule):
             raise LabelFileError(f"{recording.notes}: a note at {notes.onset[late][0]:.2f} s lies beyond the end of "
                                  f"its recording {recording.audio} ({duration:.2f} s)")
         return Notes(notes.onset, np.minimum(notes.offset, duration), notes.pitch, notes.instrument)
+
+
+def probe_windows(root: str | Path, split: str, count: int, window_seconds: float = 5.0,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed, seeded set of ``count`` labelled MusicNet windows of one split (``train`` or ``valid``, as the
+    transcription data module makes them): ``(windows (N, S), notes (M, 5))``, for linear frame probes.
+    Reads the 16 kHz cache, which must be built (``lightning-w2v data prepare musicnet``)."""
+    module = MusicNetTranscriptionDataModule(str(root), window_seconds=window_seconds, seed=seed, progress=False)
+    module.setup("fit")
+    dataset = module.datasets[split]
+    chosen = sorted(np.random.default_rng([seed, zlib.crc32(f"probe-{split}".encode())])
+                    .permutation(len(dataset))[:count].tolist())
+    batch = collate_windows([dataset[i] for i in chosen])
+    return batch["waveforms"], batch["notes"]
