@@ -41,13 +41,20 @@ def fixed_inputs():
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
-    """Synthetic MusicNet (root/musicnet), NSynth (root/nsynth) and MAESTRO (root/maestro) in their on-disk formats."""
-    from lightning_w2v.data.demo_modules import ensure_demo_maestro, ensure_demo_musicnet, ensure_demo_nsynth
+    """Synthetic MusicNet (root/musicnet), NSynth (root/nsynth), MAESTRO (root/maestro) and GTZAN (root/gtzan) in
+    their on-disk formats."""
+    from lightning_w2v.data.demo_modules import (
+        ensure_demo_gtzan,
+        ensure_demo_maestro,
+        ensure_demo_musicnet,
+        ensure_demo_nsynth,
+    )
 
     root = tmp_path_factory.mktemp("demo_data")
     ensure_demo_musicnet(root / "musicnet")
     ensure_demo_nsynth(root / "nsynth")
     ensure_demo_maestro(root / "maestro")
+    ensure_demo_gtzan(root / "gtzan")
     return root
 
 

@@ -22,7 +22,7 @@ FRAGMENTS = sorted(c for c in ALL_CONFIGS if c.startswith(("trainer/", "callback
 GPU_TO_CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.fast_dev_run=1"]
 # The demo data set each fine-tuning config reads (NSynth unless named here)
 DATA_OF = {"finetune/musicnet_transcription.yaml": "musicnet", "finetune/demo_transcription.yaml": "musicnet",
-           "finetune/maestro_transcription.yaml": "maestro"}
+           "finetune/maestro_transcription.yaml": "maestro", "finetune/gtzan_genre.yaml": "gtzan"}
 
 
 def test_every_config_is_covered():

@@ -232,4 +232,4 @@ def test_musicnet_missing_tree(tmp_path: Path) -> None:
     assert "musicnet/ not found" in report.format()
     shutil.rmtree(tmp_path)
     with pytest.raises(ValueError):
-        verify_dataset("gtzan", tmp_path)
+        verify_dataset("no-such-set", tmp_path)

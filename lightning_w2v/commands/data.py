@@ -1,4 +1,4 @@
-"""``lightning-w2v data download|verify|prepare``: the data sets, as distributed."""
+"""``lightning-w2v data download|verify|prepare|synth``: the data sets, as distributed, and synthetic stand-ins."""
 from __future__ import annotations
 
 import argparse
@@ -8,13 +8,15 @@ from .options import split_count
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    data = subparsers.add_parser("data", help="download, verify or prepare MusicNet, NSynth and MAESTRO")
-    data.add_argument("action", choices=["download", "verify", "prepare"],
-                      help="download (resumable, checksummed), verify (counts, audio headers, label files), or "
-                           "prepare (MusicNet's 16 kHz cache)")
-    data.add_argument("dataset", choices=["musicnet", "nsynth", "maestro"], help="the data set")
+    data = subparsers.add_parser("data",
+                                 help="download, verify, prepare or synthesise MusicNet, NSynth, MAESTRO and GTZAN")
+    data.add_argument("action", choices=["download", "verify", "prepare", "synth"],
+                      help="download (resumable, checksummed), verify (counts, audio headers, label files), "
+                           "prepare (MusicNet's 16 kHz cache), or synth (write a small SYNTHETIC stand-in in the "
+                           "data set's own layout, to try every command without the data)")
+    data.add_argument("dataset", choices=["musicnet", "nsynth", "maestro", "gtzan"], help="the data set")
     data.add_argument("--root", required=True,
-                      help="the data root: holds nsynth-<split>/, musicnet/ or maestro-v3.0.0/")
+                      help="the data root: holds nsynth-<split>/, musicnet/, maestro-v3.0.0/ or genres/")
     data.add_argument("--base-url", default=None,
                       help="download from this mirror (also LIGHTNING_W2V_NSYNTH_URL, LIGHTNING_W2V_MUSICNET_URL, "
                            "LIGHTNING_W2V_MAESTRO_URL)")
@@ -32,7 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "synth":
+        from ..data.demo_modules import SYNTHETIC_WRITERS
+
+        root = SYNTHETIC_WRITERS[args.dataset](args.root)
+        print(f"a SYNTHETIC {args.dataset} stand-in (not the real data) is under {root}")
+        return 0
     if args.action == "download":
+        if args.dataset == "gtzan":
+            raise ConfigError("GTZAN has no stable download URL: fetch genres.tar.gz from a GTZAN mirror, extract "
+                              "it under --root, then run `lightning-w2v data verify gtzan --root ROOT`")
         from ..data.download import download_dataset
 
         download_dataset(args.dataset, args.root, base_url=args.base_url, splits=args.splits,

@@ -8,6 +8,7 @@ from .demo_modules import DemoMusicNetDataModule, DemoMusicNetTranscriptionDataM
 from .musicnet import MusicNetDataModule, MusicNetNotFoundError, find_musicnet_dir
 from .nsynth import NSynthDataModule, NSynthError, load_nsynth_split
 from .sampling import SecondsBatchSampler, make_segments
+from .sets.gtzan import GTZANDataModule
 from .transcription import MaestroTranscriptionDataModule, MusicNetTranscriptionDataModule
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DemoMusicNetDataModule",
     "DemoMusicNetTranscriptionDataModule",
     "DemoNSynthDataModule",
+    "GTZANDataModule",
     "MaestroTranscriptionDataModule",
     "MusicNetDataModule",
     "MusicNetTranscriptionDataModule",

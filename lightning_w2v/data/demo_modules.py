@@ -20,6 +20,7 @@ from .demo import write_demo_musicnet, write_demo_nsynth
 from .demo_maestro import write_demo_maestro
 from .musicnet import MusicNetDataModule
 from .nsynth import NSynthDataModule
+from .sets.gtzan import write_synthetic_gtzan
 from .transcription import MusicNetTranscriptionDataModule
 
 STALE_STAGING_S = 3600.0
@@ -94,6 +95,16 @@ def ensure_demo_nsynth(root: str | Path, seed: int = 0) -> Path:
 
 def ensure_demo_maestro(root: str | Path, seed: int = 0) -> Path:
     return ensure_demo_data(root, write_demo_maestro, "demo-maestro", "maestro-v3.0.0/maestro-v3.0.0.csv", seed)
+
+
+def ensure_demo_gtzan(root: str | Path, seed: int = 0) -> Path:
+    return ensure_demo_data(root, write_synthetic_gtzan, "demo-gtzan", "genres/split.tsv", seed)
+
+
+# What `lightning-w2v data synth <name>` writes: a synthetic stand-in in the data set's own layout
+SYNTHETIC_WRITERS: dict[str, Callable[..., Path]] = {
+    "musicnet": ensure_demo_musicnet, "nsynth": ensure_demo_nsynth, "maestro": ensure_demo_maestro,
+    "gtzan": ensure_demo_gtzan}
 
 
 class DemoMusicNetDataModule(MusicNetDataModule):

@@ -1,4 +1,4 @@
-"""Check an extracted NSynth, MusicNet or MAESTRO tree: files present, counts, audio headers, label files.
+"""Check an extracted NSynth, MusicNet, MAESTRO or GTZAN tree: files present, counts, audio headers, label files.
 
 Audio is inspected through its header only (``soundfile.info``), so even ``"all"`` is
 fast. Command line: ``lightning-w2v data verify nsynth --root data``.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, DataNotFoundError
 from . import formats
 from .audio import AudioFileError
 from .audio import audio_info as _audio_info
@@ -32,6 +32,7 @@ NSYNTH_FRAMES = NSYNTH_NUM_SAMPLES
 MUSICNET_LABEL_HEADER = ",".join(formats.MUSICNET_LABEL_HEADER)  # the CSV's first line
 CHECK_MODES = ("sample", "all", "none")
 MAESTRO_RATES = (44_100, 48_000)
+GTZAN_COUNTS = {"train": 443, "valid": 197, "test": 290}  # the fault-filtered split
 
 
 @dataclass
@@ -254,11 +255,33 @@ def _verify_maestro(report: VerifyReport, root: Path, splits: Mapping[str, int |
                                                   str(exc).split(": ", 1)[-1]))
 
 
+def _verify_gtzan(report: VerifyReport, root: Path, splits: Mapping[str, int | None], mode: str,
+                  sample_size: int, rng: random.Random) -> None:
+    from .sets.gtzan import GTZAN_RATE, GTZANDataModule
+
+    try:
+        clips = GTZANDataModule(root=str(root), progress=False).clips()
+    except (DataError, DataNotFoundError) as exc:
+        report.errors.append(str(exc))
+        return
+    base = clips[0].path.parents[1] if clips else root
+    for split, expected in splits.items():
+        mine = [c.path.relative_to(base).as_posix() for c in clips if c.split == split]
+        report.counts[split] = (len(mine), expected)
+        chosen = _pick(mine, mode, sample_size, rng)
+        report.audio_total += len(mine)
+        report.audio_checked += len(chosen)
+        for relative in chosen:
+            reason = _check_wav(base / relative, GTZAN_RATE, 1, None, None)
+            if reason:
+                report.corrupt.append(CorruptFile(relative, reason))
+
+
 def verify_dataset(name: str, root: str | os.PathLike,
                    expected_counts: Mapping[str, int | None] | None = None,
                    check_audio: str = "sample", sample_size: int = 200, seed: int = 0, *,
                    test_ids: Iterable[int] | None = None) -> VerifyReport:
-    """Verify the extracted data set ``name`` ("nsynth", "musicnet" or "maestro") under ``root``.
+    """Verify the extracted data set ``name`` ("nsynth", "musicnet", "maestro" or "gtzan") under ``root``.
 
     ``expected_counts`` maps split -> expected number of notes/recordings (None: don't
     check); its keys choose the splits to verify (default: all official splits with the
@@ -266,7 +289,8 @@ def verify_dataset(name: str, root: str | os.PathLike,
     files per split picked with ``seed``, "all" of every file, "none" skips audio (and
     label) checks. NSynth audio must be 16 kHz mono PCM16 of 64000 frames; MusicNet 44.1 kHz,
     every label CSV well formed; MAESTRO 44.1 or 48 kHz, the index CSV naming existing files
-    and the sampled performances' MIDI readable. ``test_ids`` (MusicNet) defaults to the official 10 test ids;
+    and the sampled performances' MIDI readable; GTZAN 22,050 Hz mono, the split's clips present.
+    ``test_ids`` (MusicNet) defaults to the official 10 test ids;
     pass an empty list to skip that check.
     """
     if check_audio not in CHECK_MODES:
@@ -284,8 +308,11 @@ def verify_dataset(name: str, root: str | os.PathLike,
     elif name == "maestro":
         splits = dict(MAESTRO_COUNTS if expected_counts is None else expected_counts)
         _verify_maestro(report, root, splits, check_audio, sample_size, rng)
+    elif name == "gtzan":
+        splits = dict(GTZAN_COUNTS if expected_counts is None else expected_counts)
+        _verify_gtzan(report, root, splits, check_audio, sample_size, rng)
     else:
-        raise ValueError(f"Unknown data set {name!r}; choose 'nsynth', 'musicnet' or 'maestro'.")
+        raise ValueError(f"Unknown data set {name!r}; choose 'nsynth', 'musicnet', 'maestro' or 'gtzan'.")
     return report
 
 

@@ -265,6 +265,6 @@ def make_frame_spec(name: str, instruments: dict[int, str] | None = None, demo_c
     return FrameTaskSpec(name=name, label_kind=FRAMES, num_outputs=NUM_KEYS + len(instruments),
                          class_names=key_names() + tuple(instruments.values()), axis_label="MIDI note",
                          demo_config=demo_config, full_config=full_config, primary_metric="frame_ap",
-                         budget_arg="train_minutes", budget_unit="minutes of labelled audio",
+                         budget_arg="train_minutes", budget_unit="minutes of labelled audio", monitor="frame_ap",
                          report_metrics=("frame_ap", "frame_f1", "note_f1", "note_with_offset_f1", "instrument_map"),
                          instruments=tuple(instruments), instrument_names=tuple(instruments.values()))

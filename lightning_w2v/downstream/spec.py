@@ -2,9 +2,10 @@
 
 The module that fine-tunes (:class:`~lightning_w2v.tasks.FinetuneModule`) calls only what a
 spec offers: the targets of a batch, the loss, the metrics and their inputs, the test
-artefacts. Two kinds so far: one class per clip (:class:`ClassificationSpec`: NSynth pitch and
-instrument) and frame-level multi-hot labels (:class:`~lightning_w2v.downstream.frames.FrameTaskSpec`:
-polyphonic transcription).
+artefacts. Four kinds: one class per clip (:class:`ClassificationSpec`: NSynth pitch and
+instrument, genre, key), several (:class:`MultiLabelSpec`: tagging), numbers
+(:class:`RegressionSpec`: emotion) and frame-level multi-hot labels
+(:class:`~lightning_w2v.downstream.frames.FrameTaskSpec`: polyphonic transcription).
 """
 from __future__ import annotations
 
@@ -12,13 +13,22 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MultilabelAUROC,
+    MultilabelAveragePrecision,
+)
+from torchmetrics.regression import R2Score
 
-# What a label is: one class per clip (cross-entropy), or a set of active outputs per frame (binary cross-entropy)
-SINGLE, FRAMES = "single", "frames"
-LABEL_KINDS = (SINGLE, FRAMES)
+# What a label is: one class per clip (cross-entropy), several classes per clip (binary cross-entropy),
+# numbers per clip (mean squared error), or a set of active outputs per frame (binary cross-entropy)
+SINGLE, MULTI, REGRESSION, FRAMES = "single", "multi", "regression", "frames"
+LABEL_KINDS = (SINGLE, MULTI, REGRESSION, FRAMES)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class TaskSpec:
     budget_arg: str = "few_shot_k"  # the data setting label efficiency varies ...
     budget_unit: str = "training notes per class"  # ... and what it counts
     report_metrics: tuple[str, ...] = ("acc", "acc_top5", "f1_macro", "chroma_acc")  # the workflows' columns
+    monitor: str = "acc"  # the validation metric (higher is better) that ``val/monitor`` repeats for early stopping
 
     def __post_init__(self) -> None:
         if self.label_kind not in LABEL_KINDS:
@@ -113,3 +124,68 @@ class ClassificationSpec(TaskSpec):
 
     def confusion_matrix(self) -> Metric:
         return MulticlassConfusionMatrix(num_classes=self.num_outputs)
+
+
+@dataclass(frozen=True)
+class MultiLabelSpec(TaskSpec):
+    """Several classes per clip (tagging): binary cross-entropy, macro ROC-AUC and macro average precision
+    over the outputs (each output's score over the clips, then the mean)."""
+
+    label_key: str = "labels"
+
+    def targets(self, batch: dict, frame_times: Tensor | None = None) -> Tensor:
+        return batch[self.label_key]
+
+    def loss(self, outputs: Tensor, targets: Tensor, valid: Tensor | None = None) -> Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(outputs.float(), targets.float())
+
+    def metrics(self, stage: str) -> MetricCollection:
+        k = self.num_outputs
+        return MetricCollection({"auroc_macro": MultilabelAUROC(num_labels=k, average="macro"),
+                                 "ap_macro": MultilabelAveragePrecision(num_labels=k, average="macro")},
+                                prefix=f"{stage}/", compute_groups=False)
+
+    def metric_inputs(self, outputs: Tensor, targets: Tensor, valid: Tensor | None) -> tuple:
+        return (torch.sigmoid(outputs.float()), targets.long())
+
+
+@dataclass(frozen=True)
+class RegressionSpec(TaskSpec):
+    """Numbers per clip (e.g. valence and arousal): mean squared error, R² per output and their mean."""
+
+    label_key: str = "targets"
+
+    def targets(self, batch: dict, frame_times: Tensor | None = None) -> Tensor:
+        return batch[self.label_key]
+
+    def loss(self, outputs: Tensor, targets: Tensor, valid: Tensor | None = None) -> Tensor:
+        return nn.functional.mse_loss(outputs.float(), targets.float())
+
+    def metrics(self, stage: str) -> MetricCollection:
+        metrics: dict[str, Any] = {"r2": R2Score(multioutput="uniform_average")}
+        for index, name in enumerate(self.class_names):
+            metrics[f"r2_{name}"] = OutputSlice(R2Score(), index)
+        return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)
+
+    def metric_inputs(self, outputs: Tensor, targets: Tensor, valid: Tensor | None) -> tuple:
+        return (outputs.float(), targets.float())
+
+
+class OutputSlice(Metric):
+    """Feeds one output (column) of (N, K) outputs and targets to a metric."""
+
+    full_state_update = False
+
+    def __init__(self, metric: Metric, index: int) -> None:
+        super().__init__()
+        self.metric, self.index = metric, index
+
+    def update(self, outputs: Tensor, targets: Tensor) -> None:
+        self.metric.update(outputs[:, self.index], targets[:, self.index])
+
+    def compute(self) -> Tensor:
+        return self.metric.compute()
+
+    def reset(self) -> None:
+        super().reset()
+        self.metric.reset()

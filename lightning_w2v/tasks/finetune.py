@@ -30,6 +30,7 @@ from ..models.backbone import Wav2Vec2Backbone
 from ..models.windows import run_in_windows
 from ..vocabulary import SAMPLE_RATE
 from .common import log_parameter_counts
+from .file_scores import FileAverager
 from .heads import make_head
 from .policies import get_policy, policy_part
 from .reporting import report_test_results, write_recording_predictions
@@ -55,6 +56,8 @@ class FinetuneModule(pl.LightningModule):
         layer: which representation the head reads: ``last`` (the paper), a hidden-state index
             (wav2vec 2.0: 0 = Transformer input, i = layer i), or ``weighted`` (learned softmax
             weights over all of them).
+        head: ``linear`` (the paper's) or ``mlp`` (one hidden layer of 512 with ReLU and dropout
+            0.2, MARBLE's probe).
         standardize_features: non-affine BatchNorm on the pooled features before the linear
             layer (linear-probing practice; off for the paper's plain linear head).
         cache_frozen_features: under FE the encoder is frozen and in eval mode, so its pooled
@@ -79,6 +82,7 @@ class FinetuneModule(pl.LightningModule):
         encoder_lr: float | None = None,
         head_lr: float | None = None,
         layer: str | int = "last",
+        head: str = "linear",
         standardize_features: bool = False,
         cache_frozen_features: bool = True,
         seed: int = 0,
@@ -95,7 +99,7 @@ class FinetuneModule(pl.LightningModule):
         self.encoder = load_encoder(self.encoder_spec)  # fine-tuning: the CNN gets its full gradient
         self.num_classes = self.task_spec.num_outputs
         self.head = make_head(self.task_spec.per_frame, self.encoder.hidden_sizes, self.num_classes, layer=layer,
-                              standardize=standardize_features)
+                              standardize=standardize_features, kind=head)
         self._apply_policy()
         self.train_metrics = self.task_spec.metrics("train")  # one torchmetrics object per split
         self.val_metrics = self.task_spec.metrics("val")
@@ -105,7 +109,8 @@ class FinetuneModule(pl.LightningModule):
         self._cache_full_warned = False
         self._recording_scores: list[dict[str, float]] = []  # per whole test recording (frame-level tasks)
         self._recordings: list[Path] = []
-        self.recording_metrics: dict[str, float] = {}
+        self._files = {"val": FileAverager(), "test": FileAverager()}  # slices of longer files, averaged per file
+        self.recording_metrics: dict[str, float] = {}  # test metrics computed at epoch end (per recording or file)
         # Lightning keeps the modules' modes as they are at fit start (it never calls train()),
         # so apply the policy's modes now, and again at each epoch start.
         self.train()
@@ -240,15 +245,43 @@ class FinetuneModule(pl.LightningModule):
         targets = spec.targets(batch, frame_times)
         loss = spec.loss(outputs, targets, valid)
         batch_size = outputs.shape[0]
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(*spec.metric_inputs(outputs, targets, valid))
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size,
                  sync_dist=not on_step)
+        if "file" in batch and stage != "train":  # slices of longer files: the files are scored at epoch end
+            self._files[stage].add(batch["file"], outputs, targets)
+            return loss, targets
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(*spec.metric_inputs(outputs, targets, valid))
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=batch_size)
         if stage == "test" and self.test_confusion is not None:
             self.test_confusion.update(outputs.argmax(dim=-1), targets)
         return loss, targets
+
+    def _score_files(self, stage: str) -> dict[str, float]:
+        """The metrics of the files whose slices this epoch scored (their outputs averaged per file); {} if none."""
+        averaged = self._files[stage].averaged()
+        self._files[stage].reset()
+        if averaged is None:
+            return {}
+        outputs, targets = averaged
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.reset()
+        metrics.update(*self.task_spec.metric_inputs(outputs.to(self.device), targets.to(self.device), None))
+        values = {name: float(value) for name, value in metrics.compute().items()}
+        metrics.reset()
+        if stage == "test" and self.test_confusion is not None:
+            self.test_confusion.update(outputs.argmax(dim=-1).to(self.device), targets.to(self.device))
+        for name, value in values.items():
+            self.log(name, value, prog_bar=True)
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._score_files("val") or {k: float(v) for k, v in self.trainer.callback_metrics.items()
+                                              if k.startswith("val/")}
+        monitored = values.get(f"val/{self.task_spec.monitor}")
+        if monitored is not None:  # the task's own selection metric, for early stopping (higher is better)
+            self.log("val/monitor", monitored)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
@@ -290,6 +323,7 @@ class FinetuneModule(pl.LightningModule):
         self._recording_scores, self._recordings = [], []
 
     def on_test_epoch_end(self) -> None:
+        self.recording_metrics.update(self._score_files("test"))
         for name in sorted({key for scores in self._recording_scores for key in scores}):
             value = float(np.mean([scores[name] for scores in self._recording_scores if name in scores]))
             self.recording_metrics[f"test/{name}"] = value  # a mean over the test recordings

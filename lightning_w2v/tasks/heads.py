@@ -11,6 +11,8 @@ from ..errors import ConfigError
 from ..models.encoder import EncoderOutput
 
 FRAME_PRIOR = 0.02  # where a frame head's probabilities start
+HEAD_KINDS = ("linear", "mlp")
+MLP_WIDTH, MLP_DROPOUT = 512, 0.2
 
 
 def masked_mean(x: Tensor, padding_mask: Tensor | None) -> Tensor:
@@ -29,6 +31,8 @@ class LayerHead(nn.Module):
     states (wav2vec 2.0: 0 = Transformer input after the projection, i = layer i), or
     ``"weighted"``: softmax-normalised learned weights over all hidden states (SUPERB-style
     probing; only over hidden states of one width).
+    kind: ``linear`` (the paper's head) or ``mlp`` (MARBLE's: one hidden layer of 512 with ReLU and
+    dropout 0.2).
     standardize: standardise the features with a non-affine BatchNorm before the linear layer
     (the usual linear-probing practice, e.g. MAE). At test time it is a fixed affine map, so
     the head stays linear; it makes short probes converge far faster. Off by default: the
@@ -36,8 +40,10 @@ class LayerHead(nn.Module):
     """
 
     def __init__(self, hidden_sizes: tuple[int, ...], num_outputs: int, layer: str | int = "last",
-                 standardize: bool = False) -> None:
+                 standardize: bool = False, kind: str = "linear") -> None:
         super().__init__()
+        if kind not in HEAD_KINDS:
+            raise ConfigError(f"model.init_args.head={kind!r}: choose one of {', '.join(HEAD_KINDS)}")
         num_hidden_states = len(hidden_sizes)
         if isinstance(layer, str) and layer not in ("last", "weighted"):
             layer = int(layer)
@@ -50,7 +56,11 @@ class LayerHead(nn.Module):
         self.layer = layer
         width = hidden_sizes[-1] if layer in ("last", "weighted") else hidden_sizes[layer]
         self.norm = nn.BatchNorm1d(width, affine=False) if standardize else nn.Identity()
-        self.linear = nn.Linear(width, num_outputs)
+        if kind == "mlp":  # MARBLE's probe: one hidden layer of 512, ReLU, dropout 0.2
+            self.linear = nn.Sequential(nn.Linear(width, MLP_WIDTH), nn.ReLU(), nn.Dropout(MLP_DROPOUT),
+                                        nn.Linear(MLP_WIDTH, num_outputs))
+        else:
+            self.linear = nn.Linear(width, num_outputs)
         self.layer_logits = nn.Parameter(torch.zeros(num_hidden_states)) if layer == "weighted" else None
 
     @property
@@ -109,9 +119,10 @@ class FrameClassifier(LayerHead):
     """
 
     def __init__(self, hidden_sizes: tuple[int, ...], num_outputs: int, layer: str | int = "last",
-                 standardize: bool = False) -> None:
-        super().__init__(hidden_sizes, num_outputs, layer, standardize)
-        nn.init.constant_(self.linear.bias, math.log(FRAME_PRIOR / (1 - FRAME_PRIOR)))
+                 standardize: bool = False, kind: str = "linear") -> None:
+        super().__init__(hidden_sizes, num_outputs, layer, standardize, kind)
+        last = self.linear[-1] if isinstance(self.linear, nn.Sequential) else self.linear
+        nn.init.constant_(last.bias, math.log(FRAME_PRIOR / (1 - FRAME_PRIOR)))
 
     def features(self, out: EncoderOutput) -> Tensor:
         """Encoder output -> (B, T, E) frames, or (B, L+1, T, E) for ``weighted``."""
@@ -132,7 +143,7 @@ class FrameClassifier(LayerHead):
 
 
 def make_head(per_frame: bool, hidden_sizes: tuple[int, ...], num_outputs: int, layer: str | int = "last",
-              standardize: bool = False) -> LayerHead:
-    """A frame-level head for frame-level tasks, else a mean-pooled one."""
-    kind = FrameClassifier if per_frame else PooledClassifier
-    return kind(hidden_sizes, num_outputs, layer, standardize)
+              standardize: bool = False, kind: str = "linear") -> LayerHead:
+    """A frame-level head for frame-level tasks, else a mean-pooled one; ``kind``: linear or mlp."""
+    head = FrameClassifier if per_frame else PooledClassifier
+    return head(hidden_sizes, num_outputs, layer, standardize, kind)
