@@ -14,7 +14,8 @@ SAMPLE_RATE = 16_000  # Hz: every data module serves audio at this rate (wav2vec
 NSYNTH_TASKS = ("pitch", "instrument")  # the paper's Table 1
 TRANSCRIPTION_TASKS = ("musicnet_transcription", "maestro_transcription")  # frame-level, polyphonic
 CLIP_TASKS = ("gtzan_genre",)  # the field's clip-level tasks (MARBLE's)
-TASKS = NSYNTH_TASKS + TRANSCRIPTION_TASKS + CLIP_TASKS
+MANIFEST_TASK = "manifest"  # any labelled folder, described by a manifest file (its kind from its columns)
+TASKS = NSYNTH_TASKS + TRANSCRIPTION_TASKS + CLIP_TASKS + (MANIFEST_TASK,)
 
 # The paper's fine-tuning policies: FE (head only), FT1 (everything), FT2 (CNN frozen)
 POLICIES = ("FE", "FT1", "FT2")

@@ -41,11 +41,12 @@ def fixed_inputs():
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
-    """Synthetic MusicNet (root/musicnet), NSynth (root/nsynth), MAESTRO (root/maestro) and GTZAN (root/gtzan) in
-    their on-disk formats."""
+    """Synthetic MusicNet (root/musicnet), NSynth (root/nsynth), MAESTRO (root/maestro), GTZAN (root/gtzan) in
+    their on-disk formats, and labelled clips with a manifest of each kind (root/manifest)."""
     from lightning_w2v.data.demo_modules import (
         ensure_demo_gtzan,
         ensure_demo_maestro,
+        ensure_demo_manifests,
         ensure_demo_musicnet,
         ensure_demo_nsynth,
     )
@@ -55,6 +56,7 @@ def demo_root(tmp_path_factory) -> Path:
     ensure_demo_nsynth(root / "nsynth")
     ensure_demo_maestro(root / "maestro")
     ensure_demo_gtzan(root / "gtzan")
+    ensure_demo_manifests(root / "manifest")
     return root
 
 

@@ -22,7 +22,8 @@ FRAGMENTS = sorted(c for c in ALL_CONFIGS if c.startswith(("trainer/", "callback
 GPU_TO_CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.fast_dev_run=1"]
 # The demo data set each fine-tuning config reads (NSynth unless named here)
 DATA_OF = {"finetune/musicnet_transcription.yaml": "musicnet", "finetune/demo_transcription.yaml": "musicnet",
-           "finetune/maestro_transcription.yaml": "maestro", "finetune/gtzan_genre.yaml": "gtzan"}
+           "finetune/maestro_transcription.yaml": "maestro", "finetune/gtzan_genre.yaml": "gtzan",
+           "finetune/manifest.yaml": "manifest/tags.csv"}
 
 
 def test_every_config_is_covered():
@@ -51,8 +52,9 @@ def test_pretrain_config_fast_dev_run(config, demo_root, tmp_path):
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("config", FINETUNE_TASKS)
 def test_finetune_config_fast_dev_run(config, policy, demo_root, tiny_pretrain_ckpt, tmp_path):
+    where = "manifest" if config == "finetune/manifest.yaml" else "root"  # a manifest names its clips' folder
     args = ["fit", "--config", str(CONF / config), "--config", str(CONF / policy), *GPU_TO_CPU,
-            f"--data.init_args.root={demo_root / DATA_OF.get(config, 'nsynth')}", "--data.init_args.num_workers=0",
+            f"--data.init_args.{where}={demo_root / DATA_OF.get(config, 'nsynth')}", "--data.init_args.num_workers=0",
             "--data.init_args.batch_size=4", f"--model.init_args.encoder.path={tiny_pretrain_ckpt}",
             f"--trainer.default_root_dir={tmp_path / 'run'}"]
     cli = cli_main(args)

@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="download (resumable, checksummed), verify (counts, audio headers, label files), "
                            "prepare (MusicNet's 16 kHz cache), or synth (write a small SYNTHETIC stand-in in the "
                            "data set's own layout, to try every command without the data)")
-    data.add_argument("dataset", choices=["musicnet", "nsynth", "maestro", "gtzan"], help="the data set")
+    data.add_argument("dataset", choices=["musicnet", "nsynth", "maestro", "gtzan", "manifest"],
+                      help="the data set (manifest: synth only, labelled clips with a manifest of each kind)")
     data.add_argument("--root", required=True,
                       help="the data root: holds nsynth-<split>/, musicnet/, maestro-v3.0.0/ or genres/")
     data.add_argument("--base-url", default=None,
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         root = SYNTHETIC_WRITERS[args.dataset](args.root)
         print(f"a SYNTHETIC {args.dataset} stand-in (not the real data) is under {root}")
         return 0
+    if args.dataset == "manifest":
+        raise ConfigError("a manifest is your own folder: nothing to download, verify or prepare (a fit checks every "
+                          "row first); `data synth manifest` writes an example")
     if args.action == "download":
         if args.dataset == "gtzan":
             raise ConfigError("GTZAN has no stable download URL: fetch genres.tar.gz from a GTZAN mirror, extract "

@@ -9,6 +9,7 @@ from .musicnet import MusicNetDataModule, MusicNetNotFoundError, find_musicnet_d
 from .nsynth import NSynthDataModule, NSynthError, load_nsynth_split
 from .sampling import SecondsBatchSampler, make_segments
 from .sets.gtzan import GTZANDataModule
+from .sets.manifest import ManifestDataModule
 from .transcription import MaestroTranscriptionDataModule, MusicNetTranscriptionDataModule
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "DemoMusicNetTranscriptionDataModule",
     "DemoNSynthDataModule",
     "GTZANDataModule",
+    "ManifestDataModule",
     "MaestroTranscriptionDataModule",
     "MusicNetDataModule",
     "MusicNetTranscriptionDataModule",

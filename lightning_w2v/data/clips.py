@@ -15,7 +15,9 @@ A subclass lists its clips (:class:`Clip`: an audio file, its split, its target,
 
 A batch is ``{"waveforms": (B, S), <label key>: (B,) classes or (B, K) numbers, "index": (B,)
 slice positions, "file": (B,) clip positions}``; the label key is ``labels`` for classes and
-tags, ``targets`` for numbers (the task spec reads the same key).
+tags, ``targets`` for numbers (the task spec reads the same key). Numbers are z-scored with the
+training clips' mean and standard deviation (as MARBLE does for emotion): R², the metric, is the
+same on either scale, and a head starting at zero starts at the mean.
 """
 from __future__ import annotations
 
@@ -170,9 +172,18 @@ class ClipDataModule(pl.LightningDataModule):
                 targets.append(clip.target)
         slices = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
         target_array = np.asarray(targets, dtype=np.int64 if isinstance(targets[0], int) else np.float32)
+        if self.label_key == "targets":  # numbers: z-scored with the training clips' statistics (R² is unchanged)
+            mean, std = self.target_statistics()
+            target_array = ((target_array - mean) / std).astype(np.float32)
         log.info("%s %s: %d clips, %d slices of %.1f s", self.dataset_name, split, len(clips), len(slices),
                  self.slice / SAMPLE_RATE)
         return ClipSlices(index, slices, target_array, self.label_key)
+
+    def target_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and standard deviation of each number over the training clips (a constant one: 1)."""
+        train = np.asarray([c.target for c in self.all_clips() if c.split == "train"], dtype=np.float64)
+        std = train.std(axis=0)
+        return train.mean(axis=0), np.where(std > 0, std, 1.0)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:

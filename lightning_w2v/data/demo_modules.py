@@ -21,6 +21,7 @@ from .demo_maestro import write_demo_maestro
 from .musicnet import MusicNetDataModule
 from .nsynth import NSynthDataModule
 from .sets.gtzan import write_synthetic_gtzan
+from .sets.manifest import write_synthetic_manifests
 from .transcription import MusicNetTranscriptionDataModule
 
 STALE_STAGING_S = 3600.0
@@ -101,10 +102,14 @@ def ensure_demo_gtzan(root: str | Path, seed: int = 0) -> Path:
     return ensure_demo_data(root, write_synthetic_gtzan, "demo-gtzan", "genres/split.tsv", seed)
 
 
+def ensure_demo_manifests(root: str | Path, seed: int = 0) -> Path:
+    return ensure_demo_data(root, write_synthetic_manifests, "demo-manifest", "targets.jsonl", seed)
+
+
 # What `lightning-w2v data synth <name>` writes: a synthetic stand-in in the data set's own layout
 SYNTHETIC_WRITERS: dict[str, Callable[..., Path]] = {
     "musicnet": ensure_demo_musicnet, "nsynth": ensure_demo_nsynth, "maestro": ensure_demo_maestro,
-    "gtzan": ensure_demo_gtzan}
+    "gtzan": ensure_demo_gtzan, "manifest": ensure_demo_manifests}
 
 
 class DemoMusicNetDataModule(MusicNetDataModule):

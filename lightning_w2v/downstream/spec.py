@@ -112,12 +112,11 @@ class ClassificationSpec(TaskSpec):
 
     def metrics(self, stage: str) -> MetricCollection:
         k = self.num_outputs
-        metrics: dict[str, Any] = {
-            "acc": MulticlassAccuracy(num_classes=k, average="micro"),
-            "acc_top5": MulticlassAccuracy(num_classes=k, top_k=5, average="micro"),
-            "f1_macro": MulticlassF1Score(num_classes=k, average="macro"),
-            **{name: make(k) for name, make in self.extra_metrics.items()},
-        }
+        metrics: dict[str, Any] = {"acc": MulticlassAccuracy(num_classes=k, average="micro")}
+        if k > 5:  # top-5 of five classes or fewer is always right
+            metrics["acc_top5"] = MulticlassAccuracy(num_classes=k, top_k=5, average="micro")
+        metrics["f1_macro"] = MulticlassF1Score(num_classes=k, average="macro")
+        metrics.update({name: make(k) for name, make in self.extra_metrics.items()})
         # compute_groups=False: torchmetrics may otherwise merge acc_top5 and f1_macro into one
         # state group after a one-class first batch and report F1 from top-5 counts.
         return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)

@@ -103,7 +103,8 @@ def missing_encoder_paths(config: Any) -> list[str]:
 
 def derive_model_task(config: Any) -> None:
     """A run's task is written once, as ``data.init_args.task``: a model that takes a task (fine-tuning)
-    gets the data's. A model task set as well must agree (ConfigError naming both otherwise)."""
+    gets the data's. A model task set as well must agree (ConfigError naming both otherwise). A data module
+    that describes its task (the manifest's: its kind and class names) hands the model that description."""
     model_args = _init_args(config, "model")
     data_args = _init_args(config, "data")
     if model_args is None or data_args is None or "task" not in model_args or data_args.get("task") is None:
@@ -112,6 +113,21 @@ def derive_model_task(config: Any) -> None:
         raise ConfigError(f"model.init_args.task={model_args['task']!r} but data.init_args.task="
                           f"{data_args['task']!r}: the task is the data's; set data.init_args.task only")
     model_args["task"] = data_args["task"]
+    describe = getattr(_data_class(config), "describe_task", None)
+    if describe is not None and "task_definition" in model_args:  # the manifest task: its kind and names
+        model_args["task_definition"] = describe(data_args)
+
+
+def _data_class(config: Any) -> type | None:
+    """The data module's class a config names (None if it cannot be imported: jsonargparse reports that)."""
+    import importlib
+
+    path = config.get("data", {}).get("class_path") if hasattr(config, "get") else None
+    module, _, name = str(path or "").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
 
 
 def _init_args(config: Any, name: str):

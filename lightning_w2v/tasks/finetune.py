@@ -48,6 +48,8 @@ class FinetuneModule(pl.LightningModule):
         task: the downstream task (``lightning_w2v.downstream``), e.g. ``pitch`` (112 classes, MIDI
             9..120) or ``instrument`` (11 families). In a config it is written once, as
             ``data.init_args.task``; the CLI passes it on.
+        task_definition: the ``manifest`` task's kind and class / tag / target names; the CLI sets it
+            from the data's manifest (:mod:`lightning_w2v.downstream.manifest`), and the checkpoint keeps it.
         policy: ``FE`` (frozen encoder in eval mode, head only), ``FT1`` (everything trains)
             or ``FT2`` (CNN frozen; projection and Transformer train); see
             :data:`~lightning_w2v.tasks.policies.POLICY_TABLE`.
@@ -78,6 +80,7 @@ class FinetuneModule(pl.LightningModule):
         self,
         encoder: EncoderSpec,
         task: str | None = None,
+        task_definition: dict | None = None,
         policy: str = "FT2",
         encoder_lr: float | None = None,
         head_lr: float | None = None,
@@ -92,7 +95,7 @@ class FinetuneModule(pl.LightningModule):
         test_windows_per_forward: int = 4,
     ) -> None:
         super().__init__()
-        self.task_spec = task_spec(task)
+        self.task_spec = task_spec(task, definition=task_definition)
         self.policy = get_policy(policy)
         self.save_hyperparameters()
         self.encoder_spec = encoder if isinstance(encoder, EncoderSpec) else EncoderSpec(**encoder)
