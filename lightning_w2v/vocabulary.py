@@ -13,7 +13,7 @@ SAMPLE_RATE = 16_000  # Hz: every data module serves audio at this rate (wav2vec
 # Downstream tasks, by the name a run's `data.init_args.task` (and `results`) uses
 NSYNTH_TASKS = ("pitch", "instrument")  # the paper's Table 1
 TRANSCRIPTION_TASKS = ("musicnet_transcription", "maestro_transcription")  # frame-level, polyphonic
-CLIP_TASKS = ("gtzan_genre",)  # the field's clip-level tasks (MARBLE's)
+CLIP_TASKS = ("gtzan_genre", "mtt_tagging", "giantsteps_key", "emomusic")  # the field's clip-level tasks (MARBLE's)
 MANIFEST_TASK = "manifest"  # any labelled folder, described by a manifest file (its kind from its columns)
 TASKS = NSYNTH_TASKS + TRANSCRIPTION_TASKS + CLIP_TASKS + (MANIFEST_TASK,)
 

@@ -41,12 +41,16 @@ def fixed_inputs():
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
-    """Synthetic MusicNet (root/musicnet), NSynth (root/nsynth), MAESTRO (root/maestro), GTZAN (root/gtzan) in
-    their on-disk formats, and labelled clips with a manifest of each kind (root/manifest)."""
+    """Synthetic MusicNet (root/musicnet), NSynth (root/nsynth), MAESTRO (root/maestro), GTZAN, MagnaTagATune,
+    GiantSteps key and Emomusic (root/gtzan, mtt, giantsteps, emomusic) in their on-disk formats, and labelled
+    clips with a manifest of each kind (root/manifest)."""
     from lightning_w2v.data.demo_modules import (
+        ensure_demo_emomusic,
+        ensure_demo_giantsteps,
         ensure_demo_gtzan,
         ensure_demo_maestro,
         ensure_demo_manifests,
+        ensure_demo_mtt,
         ensure_demo_musicnet,
         ensure_demo_nsynth,
     )
@@ -57,6 +61,9 @@ def demo_root(tmp_path_factory) -> Path:
     ensure_demo_maestro(root / "maestro")
     ensure_demo_gtzan(root / "gtzan")
     ensure_demo_manifests(root / "manifest")
+    for name, writer in (("mtt", ensure_demo_mtt), ("giantsteps", ensure_demo_giantsteps),
+                         ("emomusic", ensure_demo_emomusic)):
+        writer(root / name)
     return root
 
 

@@ -81,7 +81,7 @@ def test_data_synth_and_verify_gtzan(tmp_path, capsys):
     victim = root / "genres" / "jazz" / "jazz.00004.au"
     victim.write_bytes(victim.read_bytes()[:20])  # truncated inside the header
     report = verify_dataset("gtzan", root, expected_counts=STAND_IN, check_audio="all")
-    assert [c.path for c in report.corrupt] == ["jazz/jazz.00004.au"]
+    assert [c.path for c in report.corrupt] == ["genres/jazz/jazz.00004.au"]
     import soundfile as sf
 
     sf.write(victim, np.zeros(GTZAN_RATE, np.float32), 44_100, format="AU", subtype="PCM_16")

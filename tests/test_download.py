@@ -438,3 +438,42 @@ def test_safe_extract_non_archive_and_truncated(nsynth_archive, tmp_path) -> Non
     assert list((tmp_path / "out").iterdir()) == []
     with pytest.raises(DownloadError, match="does not exist"):
         safe_extract(tmp_path / "nope.tar.gz", tmp_path / "out")
+
+
+def test_mtt_download_joins_its_three_parts_and_reads_as_magnatagatune(server, tmp_path) -> None:
+    """MagnaTagATune is one zip cut into mp3.zip.001-003 plus annotations_final.csv: each part SHA-256-checked
+    and resumable like any file, then joined (atomically) and extracted into mp3/; a re-run is a no-op."""
+    from lightning_w2v.data.sets.mtt import write_synthetic_mtt
+
+    src = tmp_path / "src"
+    write_synthetic_mtt(src)
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for file in sorted((src / "mp3").rglob("*.mp3")):
+            zf.write(file, file.relative_to(src / "mp3").as_posix())  # hex folders at the top, as distributed
+    archive = buffer.getvalue()
+    cut = [0, len(archive) // 3, 2 * len(archive) // 3, len(archive)]
+    parts = [archive[cut[i]:cut[i + 1]] for i in range(3)]
+    annotations = (src / "annotations_final.csv").read_bytes()
+    overrides = {f"mp3.zip.00{i + 1}": hashlib.sha256(p).hexdigest() for i, p in enumerate(parts)}
+    overrides["annotations_final.csv"] = hashlib.sha256(annotations).hexdigest()
+    for name, data in zip(overrides, [*parts, annotations]):
+        server.serve(f"mtt/{name}", data)
+    root = tmp_path / "data"
+    paths = download_dataset("mtt", root, base_url=server.url("mtt"), md5_overrides=overrides, progress=False,
+                             timeout=TIMEOUT)
+    assert paths["mp3.zip"] == root / "mp3" and (root / "mp3.zip").read_bytes() == archive
+    (root / "split.tsv").write_bytes((src / "split.tsv").read_bytes())  # the stand-in's own split
+    report = verify_dataset("mtt", root, {"train": 24, "valid": 12, "test": 12}, check_audio="all")
+    assert report.ok, report.format()
+    requests = len(server.state.log)
+    assert download_dataset("mtt", root, base_url=server.url("mtt"), md5_overrides=overrides, progress=False,
+                            timeout=TIMEOUT)["mp3.zip"] == root / "mp3"
+    assert len(server.state.log) == requests  # done: nothing fetched again
+    overrides["mp3.zip.002"] = "0" * 64
+    with pytest.raises(ChecksumError, match="expected sha-256 0000"):
+        download_dataset("mtt", tmp_path / "other", base_url=server.url("mtt"), md5_overrides=overrides,
+                         progress=False, timeout=TIMEOUT)
+    assert not (tmp_path / "other" / "mp3").exists()  # nothing joined or extracted from a bad part

@@ -8,8 +8,11 @@ from .demo_modules import DemoMusicNetDataModule, DemoMusicNetTranscriptionDataM
 from .musicnet import MusicNetDataModule, MusicNetNotFoundError, find_musicnet_dir
 from .nsynth import NSynthDataModule, NSynthError, load_nsynth_split
 from .sampling import SecondsBatchSampler, make_segments
+from .sets.emomusic import EmomusicDataModule
+from .sets.giantsteps import GiantStepsKeyDataModule
 from .sets.gtzan import GTZANDataModule
 from .sets.manifest import ManifestDataModule
+from .sets.mtt import MTTDataModule
 from .transcription import MaestroTranscriptionDataModule, MusicNetTranscriptionDataModule
 
 __all__ = [
@@ -22,7 +25,10 @@ __all__ = [
     "DemoMusicNetDataModule",
     "DemoMusicNetTranscriptionDataModule",
     "DemoNSynthDataModule",
+    "EmomusicDataModule",
     "GTZANDataModule",
+    "GiantStepsKeyDataModule",
+    "MTTDataModule",
     "ManifestDataModule",
     "MaestroTranscriptionDataModule",
     "MusicNetDataModule",

@@ -20,8 +20,11 @@ from .demo import write_demo_musicnet, write_demo_nsynth
 from .demo_maestro import write_demo_maestro
 from .musicnet import MusicNetDataModule
 from .nsynth import NSynthDataModule
+from .sets.emomusic import write_synthetic_emomusic
+from .sets.giantsteps import write_synthetic_giantsteps
 from .sets.gtzan import write_synthetic_gtzan
 from .sets.manifest import write_synthetic_manifests
+from .sets.mtt import write_synthetic_mtt
 from .transcription import MusicNetTranscriptionDataModule
 
 STALE_STAGING_S = 3600.0
@@ -102,6 +105,19 @@ def ensure_demo_gtzan(root: str | Path, seed: int = 0) -> Path:
     return ensure_demo_data(root, write_synthetic_gtzan, "demo-gtzan", "genres/split.tsv", seed)
 
 
+def ensure_demo_mtt(root: str | Path, seed: int = 0) -> Path:
+    return ensure_demo_data(root, write_synthetic_mtt, "demo-mtt", "split.tsv", seed)
+
+
+def ensure_demo_giantsteps(root: str | Path, seed: int = 0) -> Path:
+    return ensure_demo_data(root, write_synthetic_giantsteps, "demo-giantsteps",
+                            "giantsteps-mtg-key-dataset/annotations/beatport_metadata.txt", seed)
+
+
+def ensure_demo_emomusic(root: str | Path, seed: int = 0) -> Path:
+    return ensure_demo_data(root, write_synthetic_emomusic, "demo-emomusic", "annotations/songs_info.csv", seed)
+
+
 def ensure_demo_manifests(root: str | Path, seed: int = 0) -> Path:
     return ensure_demo_data(root, write_synthetic_manifests, "demo-manifest", "targets.jsonl", seed)
 
@@ -109,7 +125,8 @@ def ensure_demo_manifests(root: str | Path, seed: int = 0) -> Path:
 # What `lightning-w2v data synth <name>` writes: a synthetic stand-in in the data set's own layout
 SYNTHETIC_WRITERS: dict[str, Callable[..., Path]] = {
     "musicnet": ensure_demo_musicnet, "nsynth": ensure_demo_nsynth, "maestro": ensure_demo_maestro,
-    "gtzan": ensure_demo_gtzan, "manifest": ensure_demo_manifests}
+    "gtzan": ensure_demo_gtzan, "mtt": ensure_demo_mtt, "giantsteps": ensure_demo_giantsteps,
+    "emomusic": ensure_demo_emomusic, "manifest": ensure_demo_manifests}
 
 
 class DemoMusicNetDataModule(MusicNetDataModule):

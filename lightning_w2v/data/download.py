@@ -62,6 +62,15 @@ class RemoteFile:
     subdir: str = ""  # plain files only: folder under root to put the file in
     md5_verified: bool = True  # False: checksum comes from third parties, not upstream
     algorithm: str = "md5"  # or "sha256"
+    joined_into: str | None = None  # one part of a split archive: the parts, in order, make this file
+
+
+@dataclass(frozen=True)
+class JoinedArchive:
+    """An archive distributed in parts (``name.001``, ...): joined, then extracted into ``root/into``."""
+
+    name: str
+    into: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class DatasetSpec:
     env_var: str
     files: tuple[RemoteFile, ...]
     selectable_splits: bool  # True: ``splits`` picks files by ``RemoteFile.key``
+    joined: tuple[JoinedArchive, ...] = ()
 
 
 _NSYNTH_MD5 = {"train": "fde6665a93865503ba598b9fac388660",
@@ -109,7 +119,23 @@ MAESTRO = DatasetSpec(
     selectable_splits=False,
 )
 
-DATASETS: dict[str, DatasetSpec] = {"nsynth": NSYNTH, "musicnet": MUSICNET, "maestro": MAESTRO}
+_MTT_SHA256 = (  # third-party SHA-256s (JukeMIR's download list): City's page publishes none
+    "f857fe185968773058cc71662c2ef5d8f2d4b7338e3c122cfd52f82dcb9760b9",
+    "fc2e1ec441755556ed1398b1808f1b08b6034372f8bc27394510c0c58cdb52ce",
+    "83a689824c17e82f6eb81cdbc4e4ca239a4cfc1fb41f1a5c80b861caec90450f",
+)
+MTT = DatasetSpec(
+    "mtt", "https://mirg.city.ac.uk/datasets/magnatagatune/", "LIGHTNING_W2V_MTT_URL",
+    (*(RemoteFile(f"part{i}", f"mp3.zip.00{i}", digest, md5_verified=False, algorithm="sha256",
+                  joined_into="mp3.zip") for i, digest in enumerate(_MTT_SHA256, start=1)),
+     RemoteFile("annotations", "annotations_final.csv",
+                "99b94e95825d4fa576386a5367b9c96e0ec636e9f9c240aceb492f4728f68c3c", md5_verified=False,
+                algorithm="sha256")),
+    selectable_splits=False,
+    joined=(JoinedArchive("mp3.zip", "mp3"),),
+)
+
+DATASETS: dict[str, DatasetSpec] = {"nsynth": NSYNTH, "musicnet": MUSICNET, "maestro": MAESTRO, "mtt": MTT}
 
 
 # --------------------------------------------------------------------------- download
@@ -424,11 +450,12 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
                      md5_overrides: Mapping[str, str | None] | None = None,
                      keep_archives: bool = True, *, progress: bool = True,
                      timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
-    """Download, verify and extract data set ``name`` ("nsynth", "musicnet" or "maestro") under ``root``.
+    """Download, verify and extract data set ``name`` ("nsynth", "musicnet", "maestro" or "mtt") under ``root``.
 
     Layout: ``root/nsynth-<split>/{examples.json,audio/}``; ``root/musicnet/{train,test}_
     {data,labels}/`` plus ``root/musicnet/musicnet_metadata.csv``; ``root/maestro-v3.0.0/``
-    (``maestro-v3.0.0.csv``, ``<year>/<name>.wav`` and ``.midi``). Archives are kept in
+    (``maestro-v3.0.0.csv``, ``<year>/<name>.wav`` and ``.midi``); ``root/annotations_final.csv`` and
+    ``root/mp3/<0-9a-f>/*.mp3`` (MagnaTagATune's three zip parts, joined). Archives are kept in
     ``root`` unless ``keep_archives`` is False. The base URL comes from ``base_url``, else
     ``$LIGHTNING_W2V_NSYNTH_URL`` / ``$LIGHTNING_W2V_MUSICNET_URL`` / ``$LIGHTNING_W2V_MAESTRO_URL``,
     else upstream.
@@ -454,6 +481,8 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
     root = Path(root)  # made (by download_file) only once a server answers
     results: dict[str, Path] = {}
     for f in files:
+        if f.joined_into and _marker_path(root / f.joined_into, root / _joined(spec, f).into).exists():
+            continue  # its archive is already extracted
         url = base.rstrip("/") + "/" + f.filename
         md5, size = (overrides[f.filename], None) if f.filename in overrides else (f.md5, f.size)
         if f.top_level is None:
@@ -488,4 +517,31 @@ def download_dataset(name: str, root: str | os.PathLike, base_url: str | None = 
         if not keep_archives and not archive_was_there:
             dest.unlink()  # the archive this call downloaded
         results[f.key] = target
+    for archive in spec.joined:
+        parts = [f for f in spec.files if f.joined_into == archive.name]
+        results[archive.name] = _join_and_extract(root, archive, parts, keep_archives)
     return results
+
+
+def _joined(spec: DatasetSpec, part: RemoteFile) -> JoinedArchive:
+    return next(a for a in spec.joined if a.name == part.joined_into)
+
+
+def _join_and_extract(root: Path, archive: JoinedArchive, parts: Sequence[RemoteFile], keep_archives: bool) -> Path:
+    """Join the downloaded parts into ``archive.name`` (atomically) and extract it into ``root/archive.into``;
+    without ``keep_archives`` the parts and the joined archive go once it is extracted."""
+    target, joined = root / archive.into, root / archive.name
+    if _marker_path(joined, target).exists():
+        return target
+    if not joined.exists():
+        partial = _sibling(joined, ".joining")
+        with open(partial, "wb") as out:
+            for part in parts:
+                with open(root / part.filename, "rb") as handle:
+                    shutil.copyfileobj(handle, out, CHUNK_SIZE)
+        os.replace(partial, joined)
+    safe_extract(joined, target)
+    if not keep_archives:
+        for path in (joined, *(root / part.filename for part in parts)):
+            path.unlink(missing_ok=True)  # archives this tool downloaded and joined
+    return target

@@ -1,4 +1,5 @@
-"""Check an extracted NSynth, MusicNet, MAESTRO or GTZAN tree: files present, counts, audio headers, label files.
+"""Check an extracted data set (NSynth, MusicNet, MAESTRO, GTZAN, MagnaTagATune, GiantSteps, Emomusic): files
+present, counts, audio headers, label files.
 
 Audio is inspected through its header only (``soundfile.info``), so even ``"all"`` is
 fast. Command line: ``lightning-w2v data verify nsynth --root data``.
@@ -32,7 +33,6 @@ NSYNTH_FRAMES = NSYNTH_NUM_SAMPLES
 MUSICNET_LABEL_HEADER = ",".join(formats.MUSICNET_LABEL_HEADER)  # the CSV's first line
 CHECK_MODES = ("sample", "all", "none")
 MAESTRO_RATES = (44_100, 48_000)
-GTZAN_COUNTS = {"train": 443, "valid": 197, "test": 290}  # the fault-filtered split
 
 
 @dataclass
@@ -255,33 +255,59 @@ def _verify_maestro(report: VerifyReport, root: Path, splits: Mapping[str, int |
                                                   str(exc).split(": ", 1)[-1]))
 
 
-def _verify_gtzan(report: VerifyReport, root: Path, splits: Mapping[str, int | None], mode: str,
-                  sample_size: int, rng: random.Random) -> None:
-    from .sets.gtzan import GTZAN_RATE, GTZANDataModule
+CLIP_SETS = {  # name -> (data module class path, expected counts, the sample rate every file has, if one)
+    "gtzan": ("lightning_w2v.data.sets.gtzan.GTZANDataModule", {"train": 443, "valid": 197, "test": 290}, 22_050),
+    "mtt": ("lightning_w2v.data.sets.mtt.MTTDataModule", {"train": 15_244, "valid": 1_529, "test": 4_332}, 16_000),
+    "giantsteps": ("lightning_w2v.data.sets.giantsteps.GiantStepsKeyDataModule",
+                   {"train": None, "valid": None, "test": 604}, None),
+    "emomusic": ("lightning_w2v.data.sets.emomusic.EmomusicDataModule", {"train": 504, "valid": 115, "test": 125},
+                 44_100),
+}
 
+
+def _verify_clips(report: VerifyReport, name: str, root: Path, splits: Mapping[str, int | None], mode: str,
+                  sample_size: int, rng: random.Random) -> None:
+    """A clip-level set: its module lists (and so checks) the clips and labels; then counts and audio headers."""
+    import importlib
+
+    class_path, _, rate = CLIP_SETS[name]
+    module_name, _, class_name = class_path.rpartition(".")
+    module = getattr(importlib.import_module(module_name), class_name)(root=str(root), progress=False)
     try:
-        clips = GTZANDataModule(root=str(root), progress=False).clips()
+        clips = module.clips()
     except (DataError, DataNotFoundError) as exc:
         report.errors.append(str(exc))
         return
-    base = clips[0].path.parents[1] if clips else root
     for split, expected in splits.items():
-        mine = [c.path.relative_to(base).as_posix() for c in clips if c.split == split]
+        mine = sorted({str(c.path) for c in clips if c.split == split})
         report.counts[split] = (len(mine), expected)
         chosen = _pick(mine, mode, sample_size, rng)
         report.audio_total += len(mine)
         report.audio_checked += len(chosen)
-        for relative in chosen:
-            reason = _check_wav(base / relative, GTZAN_RATE, 1, None, None)
-            if reason:
-                report.corrupt.append(CorruptFile(relative, reason))
+        for path in chosen:
+            try:
+                info = _audio_info(path)
+            except AudioFileError as exc:
+                report.corrupt.append(CorruptFile(_relative(path, root), exc.problem))
+                continue
+            if rate is not None and info.samplerate != rate:
+                report.corrupt.append(CorruptFile(_relative(path, root),
+                                                  f"sample rate {info.samplerate} Hz, expected {rate} Hz"))
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
 
 
 def verify_dataset(name: str, root: str | os.PathLike,
                    expected_counts: Mapping[str, int | None] | None = None,
                    check_audio: str = "sample", sample_size: int = 200, seed: int = 0, *,
                    test_ids: Iterable[int] | None = None) -> VerifyReport:
-    """Verify the extracted data set ``name`` ("nsynth", "musicnet", "maestro" or "gtzan") under ``root``.
+    """Verify the extracted data set ``name`` (nsynth, musicnet, maestro, or a clip set: gtzan, mtt, giantsteps,
+    emomusic) under ``root``.
 
     ``expected_counts`` maps split -> expected number of notes/recordings (None: don't
     check); its keys choose the splits to verify (default: all official splits with the
@@ -289,7 +315,8 @@ def verify_dataset(name: str, root: str | os.PathLike,
     files per split picked with ``seed``, "all" of every file, "none" skips audio (and
     label) checks. NSynth audio must be 16 kHz mono PCM16 of 64000 frames; MusicNet 44.1 kHz,
     every label CSV well formed; MAESTRO 44.1 or 48 kHz, the index CSV naming existing files
-    and the sampled performances' MIDI readable; GTZAN 22,050 Hz mono, the split's clips present.
+    and the sampled performances' MIDI readable; a clip set's layout, labels and split as its data module reads
+    them, its audio decodable (GTZAN at 22,050 Hz, MTT 16 kHz, Emomusic 44.1 kHz).
     ``test_ids`` (MusicNet) defaults to the official 10 test ids;
     pass an empty list to skip that check.
     """
@@ -308,11 +335,11 @@ def verify_dataset(name: str, root: str | os.PathLike,
     elif name == "maestro":
         splits = dict(MAESTRO_COUNTS if expected_counts is None else expected_counts)
         _verify_maestro(report, root, splits, check_audio, sample_size, rng)
-    elif name == "gtzan":
-        splits = dict(GTZAN_COUNTS if expected_counts is None else expected_counts)
-        _verify_gtzan(report, root, splits, check_audio, sample_size, rng)
+    elif name in CLIP_SETS:
+        splits = dict(CLIP_SETS[name][1] if expected_counts is None else expected_counts)
+        _verify_clips(report, name, root, splits, check_audio, sample_size, rng)
     else:
-        raise ValueError(f"Unknown data set {name!r}; choose 'nsynth', 'musicnet', 'maestro' or 'gtzan'.")
+        raise ValueError(f"Unknown data set {name!r}; choose one of nsynth, musicnet, maestro, {', '.join(CLIP_SETS)}.")
     return report
 
 

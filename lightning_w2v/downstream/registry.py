@@ -5,14 +5,14 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..vocabulary import TASKS
-from .clip_tasks import GTZAN_GENRE
+from .clip_tasks import CLIP_TASK_SPECS
 from .manifest import MANIFEST, manifest_spec
 from .nsynth import INSTRUMENT, PITCH
 from .spec import TaskSpec
 from .transcription import MAESTRO_TRANSCRIPTION, MUSICNET_TRANSCRIPTION
 
 TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in (PITCH, INSTRUMENT, MUSICNET_TRANSCRIPTION,
-                                                                MAESTRO_TRANSCRIPTION, GTZAN_GENRE)}
+                                                                MAESTRO_TRANSCRIPTION, *CLIP_TASK_SPECS)}
 assert (*TASK_SPECS, MANIFEST) == TASKS, "the registry and the vocabulary name the same tasks, in order"
 
 
