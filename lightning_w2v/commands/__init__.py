@@ -25,8 +25,8 @@ from ..errors import run_reporting_errors  # noqa: E402
 from .train import TRAINING_SUBCOMMANDS  # noqa: E402
 
 # The subcommands' modules, in the order `lightning-w2v --help` lists them
-SUBCOMMANDS = ("train", "demo", "data", "analyze", "results", "bench", "device_check", "export", "probe",
-               "probe_layers", "label_efficiency")
+SUBCOMMANDS = ("train", "demo", "data", "analyze", "results", "evaluate", "bench", "device_check", "export",
+               "probe", "probe_layers", "label_efficiency")
 
 __all__ = ["SUBCOMMANDS", "TRAINING_SUBCOMMANDS", "build_parser", "main"]
 

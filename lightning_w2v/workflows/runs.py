@@ -20,12 +20,15 @@ from ..files import atomic_write_csv, claim_folder
 from ..runner import run_cli
 from ..runner.configs import resolve_config
 from ..tasks.policies import get_policy
+from ..vocabulary import MANIFEST_TASK
 
 
 def task_config(task: str, config: str | Path | None = None) -> Path:
     """The fine-tuning YAML of ``task``: ``None``/``"demo"`` -> its demo config (e.g.
     conf/finetune/demo_pitch.yaml), ``"full"`` (or ``"nsynth"``) -> its config on the real data set
     (GPU, W&B; e.g. conf/finetune/nsynth_pitch.yaml), else a packaged name or a path."""
+    if task == MANIFEST_TASK:  # its spec comes from the manifest itself; one config serves every manifest
+        return resolve_config("finetune/manifest" if config in (None, "demo", "full") else str(config))
     spec = task_spec(task, "--task")
     if config is None or str(config) in ("demo", "full", "nsynth"):
         name = spec.demo_config if config in (None, "demo") else spec.full_config
@@ -67,7 +70,7 @@ def finetune_args(ckpt: str | Path | None, data_root: str | Path, task: str, pol
         path = local.resolve() if SOURCES[source].path_is_file or local.exists() else ckpt
         encoder = [f"--model.init_args.encoder.source={source}", f"--model.init_args.encoder.path={path}"]
     args = ["fit", "--config", str(task_config(task, config)), "--config", str(policy_config(policy)),
-            *encoder, f"--data.init_args.root={Path(data_root).resolve()}",
+            *encoder, f"--data.init_args.{'manifest' if task == MANIFEST_TASK else 'root'}={Path(data_root).resolve()}",
             f"--trainer.default_root_dir={run_dir}", f"--seed_everything={seed}",
             f"--model.init_args.seed={seed}", f"--data.init_args.seed={seed}", "--test_after_fit=true"]
     if layer is not None:
