@@ -15,7 +15,8 @@ from lightning_w2v.workflows.evaluation import EncoderChoice, parse_task, row_la
 def test_evaluate_writes_one_table_over_three_encoders_and_four_tasks(demo_root, tiny_pretrain_ckpt, tmp_path, capsys,
                                                                       monkeypatch):
     out = tmp_path / "eval"
-    args = ["evaluate", "--encoder", "logmel", "--encoder", "random:tiny", "--encoder", f"checkpoint:{tiny_pretrain_ckpt}",
+    args = ["evaluate", "--encoder", "logmel", "--encoder", "random:tiny",
+            "--encoder", f"checkpoint:{tiny_pretrain_ckpt}",
             "--task", f"gtzan_genre={demo_root / 'gtzan'}", "--task", f"mtt_tagging={demo_root / 'mtt'}",
             "--task", f"emomusic={demo_root / 'emomusic'}", "--task", f"manifest={demo_root / 'manifest' / 'tags.csv'}",
             "--out", str(out), "--cpu", "--max-epochs", "1", "--batch-size", "16",
