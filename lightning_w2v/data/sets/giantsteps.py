@@ -125,8 +125,8 @@ def write_synthetic_giantsteps(root: str | Path, seed: int = 0, train_tracks: in
         tonic = 48 + TONICS.index(key.split()[0])
         steps = (0, 2, 4, 5, 7, 9, 11) if key.endswith("major") else (0, 2, 3, 5, 7, 8, 10)
         chord = [tonic, tonic + steps[2], tonic + 7, tonic + 12]
-        bar = tone_mix(chord + [tonic + s + 12 for s in steps[::2]], seconds / 10, rate, rng, pulse=2.0)
-        return np.tile(bar, 10)  # one bar, looped: a long track at a tenth of the synthesis
+        return tone_mix(chord + [tonic + s + 12 for s in steps[::2]], seconds, rate, rng, pulse=2.0,
+                        loop_seconds=seconds / 10)
 
     test_dir, train_dir = root / TEST_DIR, root / TRAIN_DIR
     (test_dir / "annotations" / "key").mkdir(parents=True)

@@ -86,9 +86,10 @@ def write_synthetic_gtzan(root: str | Path, seed: int = 0, per_genre: int = 6, s
     rows = []
     for g, genre in enumerate(GENRES):
         for n in range(per_genre):
-            register = 40 + 4 * g
-            pitches = [register + int(rng.integers(0, 12)) + o for o in (0, 4, 7)]
-            wave = tone_mix(pitches, seconds, GTZAN_RATE, rng, brightness=0.6 + 0.15 * g, pulse=0.5 + 0.3 * g)
+            register = 38 + 5 * g  # each genre its own register (five semitones apart), brightness and pulse
+            pitches = [register + int(rng.integers(0, 3)) + o for o in (0, 4, 7)]
+            wave = tone_mix(pitches, seconds, GTZAN_RATE, rng, brightness=0.6 + 0.15 * g, pulse=0.5 + 0.3 * g,
+                            loop_seconds=2.0)
             relative = f"{genre}/{genre}.{n:05d}.wav"  # listed as .wav, stored as .au: both are read
             write_audio(base / genre / f"{genre}.{n:05d}.au", wave, GTZAN_RATE)
             split = "train" if n < per_genre // 2 else ("valid" if n < 3 * per_genre // 4 else "test")

@@ -140,7 +140,7 @@ def write_synthetic_mtt(root: str | Path, seed: int = 0, clips: int = 48, second
     for n in range(clips):
         style = n % 5
         wave = tone_mix([40 + 9 * style + int(rng.integers(0, 4)) + o for o in (0, 7)], seconds, 16_000, rng,
-                        brightness=0.6 + 0.4 * style, pulse=0.0 if style % 2 else 2.0)
+                        brightness=0.6 + 0.4 * style, pulse=0.0 if style % 2 else 2.0, loop_seconds=2.0)
         relative = f"{'0123456789abcdef'[n % 16]}/synthetic_artist-album-{n:02d}-track-0-29.mp3"
         write_audio(root / "mp3" / relative, wave, 16_000)
         active = {TOP50[(10 * style + k) % 50] for k in range(10) if rng.random() < 0.8}
