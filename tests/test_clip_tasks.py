@@ -136,7 +136,8 @@ def test_gtzan_fit_scores_whole_files_and_learns(demo_root, tmp_path):
                    f"--data.init_args.root={demo_root / 'gtzan'}", f"--data.init_args.cache_dir={tmp_path / 'c'}",
                    "--data.init_args.num_workers=0", "--data.init_args.batch_size=8",
                    "--data.init_args.slice_seconds=4", "--trainer.accelerator=cpu", "--trainer.precision=32-true",
-                   "--trainer.max_epochs=30", "--model.init_args.head_lr=0.01", "--trainer.enable_progress_bar=false", "--trainer.logger=false",
+                   "--trainer.max_epochs=30", "--model.init_args.head_lr=0.01",
+                   "--trainer.enable_progress_bar=false", "--trainer.logger=false",
                    f"--trainer.default_root_dir={out}"])
     assert cli.trainer.state.finished
     metrics = json.loads((out / "test_metrics.json").read_text())["metrics"]
