@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--whole-recording", type=float, default=None, metavar="SECONDS",
                        help="instead: the memory and real-time factor of testing one whole recording of this "
                             "many seconds in overlapping windows, as frame-level tasks do")
+    bench.add_argument("--feature-store", type=int, default=None, metavar="CLIPS",
+                       help="instead: two identical FE runs over this many synthetic 5 s clips, the first filling "
+                            "the disk feature store and the second reading it (see BENCHMARKS.md)")
+    bench.add_argument("--root", type=Path, default=Path("bench_feature_store"),
+                       help="--feature-store's folder for its clips, cache and runs (default: ./bench_feature_store)")
+    bench.add_argument("--encoder", default="random:base",
+                       help="--feature-store's encoder, SOURCE[:PATH] as in evaluate (default: random:base)")
     bench.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     bench.set_defaults(func=run)
 
@@ -39,6 +46,15 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..files import atomic_write_text
+
+    if args.feature_store is not None:
+        from ..workflows.bench_feature_store import feature_store_benchmark, format_feature_store
+
+        result = feature_store_benchmark(args.root, clips=args.feature_store, encoder=args.encoder)
+        print(format_feature_store(result), flush=True)
+        if args.json is not None:
+            atomic_write_text(args.json, json.dumps(result, indent=2))
+        return 0
 
     if args.whole_recording is not None:
         from ..workflows.bench_recording import format_recording, whole_recording_benchmark

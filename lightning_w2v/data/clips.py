@@ -21,6 +21,7 @@ same on either scale, and a head starting at zero starts at the mean.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -63,23 +64,44 @@ class ClipSlices(Dataset):
 
     def __init__(self, index: CacheIndex, slices: np.ndarray, targets: np.ndarray, label_key: str) -> None:
         self.index, self.slices, self.targets, self.label_key = index, slices, targets, label_key
+        self.with_audio = True  # False once a model holds every slice's features (see serve_audio)
+
+    def serve_audio(self, on: bool) -> None:
+        """Whether items carry their audio: a model that has every slice's features on disk needs none, and
+        reading it would then be most of an epoch (DataLoader workers see it from the next epoch on)."""
+        self.with_audio = on
 
     def __len__(self) -> int:
         return len(self.slices)
 
+    def feature_identity(self) -> str:
+        """A digest of everything a slice's features depend on: each slice's cached audio (its source file's
+        path, size and modification time, as cached), start and length, and the sample rate."""
+        digest = hashlib.sha256(f"clip slices at {self.index.sample_rate} Hz".encode())
+        used = np.unique(self.slices[:, 0])  # this split's files only: another split's change is not ours
+        for entry in (self.index.entries[int(i)] for i in used):
+            digest.update(f"{entry.source}:{entry.source_size}:{entry.source_mtime_ns}:{entry.num_samples}\n".encode())
+        rows = np.ascontiguousarray(self.slices[:, :3], dtype=np.int64).copy()  # file, start, length
+        rows[:, 0] = np.searchsorted(used, rows[:, 0])
+        digest.update(rows.tobytes())
+        return digest.hexdigest()
+
     def __getitem__(self, i: int) -> dict:
         entry, start, length, clip = (int(v) for v in self.slices[i])
-        audio = self.index.load(self.index.entries[entry])[start:start + length]
-        return {"waveform": torch.from_numpy(audio.astype(np.float32) / 32768.0), "target": self.targets[i],
-                "index": i, "file": clip}
+        item = {"target": self.targets[i], "index": i, "file": clip}
+        if self.with_audio:
+            audio = self.index.load(self.index.entries[entry])[start:start + length]
+            item["waveform"] = torch.from_numpy(audio.astype(np.float32) / 32768.0)
+        return item
 
 
 def collate_slices(items: list[dict], label_key: str) -> dict:
     targets = np.stack([item["target"] for item in items])
-    return {"waveforms": torch.stack([item["waveform"] for item in items]),
-            label_key: torch.from_numpy(targets),
-            "index": torch.tensor([item["index"] for item in items]),
-            "file": torch.tensor([item["file"] for item in items])}
+    batch = {label_key: torch.from_numpy(targets), "index": torch.tensor([item["index"] for item in items]),
+             "file": torch.tensor([item["file"] for item in items])}
+    if "waveform" in items[0]:  # (see ClipSlices.serve_audio)
+        batch["waveforms"] = torch.stack([item["waveform"] for item in items])
+    return batch
 
 
 class _Collate:
@@ -134,6 +156,11 @@ class ClipDataModule(pl.LightningDataModule):
                 if not any(c.split == split for c in self._clips):
                     raise DataError(f"{self.dataset_name} under {self.root}: the {split} split holds no clips")
         return self._clips
+
+    @property
+    def feature_store_root(self) -> Path:
+        """Where a frozen encoder's features of these clips are kept (:mod:`lightning_w2v.tasks.feature_store`)."""
+        return self.cache_dir / "features"
 
     def _sources(self) -> list[tuple[str, Path]]:
         return list(dict.fromkeys((c.cache_id, c.path) for c in self.all_clips()))

@@ -21,6 +21,7 @@ Bad data policy:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -219,6 +220,15 @@ class NSynthNotes(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def feature_identity(self) -> str:
+        """A digest of everything a note's features depend on: each note's file (path, size, modification
+        time) in order. Labels are left out, so pitch and instrument runs over the same notes share it."""
+        digest = hashlib.sha256(f"nsynth notes of {NUM_SAMPLES} samples".encode())
+        for record in self.records:
+            stat = os.stat(record["path"])
+            digest.update(f"{record['path']}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
 
     def _read(self, i: int) -> np.ndarray:
         if self._audio is None:

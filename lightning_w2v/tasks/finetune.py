@@ -30,6 +30,7 @@ from ..models.backbone import Wav2Vec2Backbone
 from ..models.windows import run_in_windows
 from ..vocabulary import SAMPLE_RATE
 from .common import log_parameter_counts
+from .feature_store import StoredFeatures, describe_store, encoder_fingerprint, short_hash
 from .file_scores import FileAverager
 from .heads import make_head
 from .policies import get_policy, policy_part
@@ -65,6 +66,10 @@ class FinetuneModule(pl.LightningModule):
         cache_frozen_features: under FE the encoder is frozen and in eval mode, so its pooled
             output for a given note never changes: keep it (keyed by the batch's ``index``)
             after the first epoch, and later epochs only run the head. No effect otherwise.
+        feature_store: where clip-level FE features are kept on disk, for this run and every later run
+            over the same items with the same encoder (:mod:`lightning_w2v.tasks.feature_store`):
+            ``auto`` (the data module's ``feature_store_root``, e.g. ``<cache_dir>/features`` for the
+            clip-level sets; in memory where it has none), a folder, or ``memory`` (this run only).
         seed: recorded with the test metrics, so results can be aggregated by seed.
         results_dir: where ``test_metrics.json`` and the confusion matrix go (default: the
             trainer's root dir).
@@ -88,6 +93,7 @@ class FinetuneModule(pl.LightningModule):
         head: str = "linear",
         standardize_features: bool = False,
         cache_frozen_features: bool = True,
+        feature_store: str | None = "auto",
         seed: int = 0,
         results_dir: str | None = None,
         test_window_seconds: float = 10.0,
@@ -110,6 +116,8 @@ class FinetuneModule(pl.LightningModule):
         self.test_confusion = self.task_spec.confusion_matrix()  # single-label tasks only
         self._feature_cache: dict[str, dict[int, Tensor]] = {}  # stage -> item index -> (S, E) or (T, E)
         self._cache_full_warned = False
+        self._stores: dict[str, StoredFeatures] = {}  # stage -> features on disk (clip-level FE)
+        self._store_folder: Path | None = None
         self._recording_scores: list[dict[str, float]] = []  # per whole test recording (frame-level tasks)
         self._recordings: list[Path] = []
         self._files = {"val": FileAverager(), "test": FileAverager()}  # slices of longer files, averaged per file
@@ -154,6 +162,15 @@ class FinetuneModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.train()
+        if "train" not in self._stores:
+            self._open_store("train")
+
+    def on_train_epoch_end(self) -> None:
+        self._finish_store("train")
+
+    def on_validation_epoch_start(self) -> None:
+        if "val" not in self._stores:
+            self._open_store("val")
 
     @property
     def learning_rates(self) -> dict[str, float | None]:
@@ -189,8 +206,71 @@ class FinetuneModule(pl.LightningModule):
 
     pooled_features = head_features  # its name up to 0.2
 
+    # ------------------------------------------------------------------ FE features kept
+    def _store_root(self) -> Path | None:
+        choice = self.hparams.get("feature_store", "auto")
+        if choice in (None, "memory"):
+            return None
+        if choice != "auto":
+            return Path(choice).expanduser()
+        root = getattr(self.trainer.datamodule, "feature_store_root", None)
+        return None if root is None else Path(root)
+
+    def _stage_dataset(self, stage: str) -> Any:
+        trainer = self.trainer
+        loaders = {"train": lambda: trainer.train_dataloader, "val": lambda: trainer.val_dataloaders,
+                   "test": lambda: trainer.test_dataloaders}[stage]()
+        if isinstance(loaders, (list, tuple)):
+            loaders = loaders[0] if len(loaders) == 1 else None
+        return getattr(loaders, "dataset", None)
+
+    def _open_store(self, stage: str) -> None:
+        """Open the disk store of ``stage``'s data set: clip-level FE over a data set that can say what its
+        features depend on (``feature_identity``), where a store folder is configured."""
+        self._stores.pop(stage, None)
+        if self.policy.trains_encoder or not self.hparams.cache_frozen_features or self.task_spec.per_frame:
+            return
+        dataset, root = self._stage_dataset(stage), self._store_root()
+        if root is None or not hasattr(dataset, "feature_identity"):
+            return
+        if self._store_folder is None:
+            reads = "all layers" if self.head.layer == "weighted" else self.head.layer
+            parts = {"encoder": encoder_fingerprint(self.encoder), "reads": reads, "pooling": "mean over frames",
+                     "precision": str(self.trainer.precision)}
+            self._store_folder = root / short_hash(parts)
+            if self.trainer.is_global_zero:
+                describe_store(self._store_folder, {**parts, "encoder_label": self.encoder_spec.display_label})
+        path = self._store_folder / f"{short_hash(dataset.feature_identity())}.npy"
+        self._stores[stage] = StoredFeatures(path, len(dataset), self.trainer.strategy)
+        self._serve_audio(stage)
+
+    def _serve_audio(self, stage: str) -> None:
+        """A data set whose every item's features are stored need not read its audio (where it can skip it)."""
+        dataset = self._stage_dataset(stage)
+        if hasattr(dataset, "serve_audio"):
+            dataset.serve_audio(not self._stores[stage].complete)
+
+    def _finish_store(self, stage: str) -> None:
+        if stage in self._stores:
+            self._stores[stage].finish(self.trainer.strategy, self.device)
+            self._serve_audio(stage)
+
+    def _stored_features(self, store: StoredFeatures, batch: dict[str, Tensor]) -> Tensor:
+        """(B, S, E) features of the batch's items from the disk store, extracting (and storing) missing ones."""
+        index = batch["index"].cpu().numpy()
+        missing = store.missing(index)
+        if missing.any():
+            rows = torch.from_numpy(np.flatnonzero(missing)).to(batch["waveforms"].device)
+            lengths = batch.get("lengths")
+            fresh = self.head_features(batch["waveforms"][rows], None if lengths is None else lengths[rows])
+            store.put(index[missing], fresh.detach().float().cpu().numpy())
+        return torch.from_numpy(store.get(index)).to(self.device)
+
     def _cached_features(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        """FE only: the head's features from the cache, computing (and keeping) the missing ones."""
+        """FE only: the head's features from the disk store or the in-memory cache, computing (and keeping)
+        the missing ones."""
+        if stage in self._stores:
+            return self._stored_features(self._stores[stage], batch)
         cache = self._feature_cache.setdefault(stage, {})
         keys = batch["index"].tolist()
         missing = [i for i, key in enumerate(keys) if key not in cache]
@@ -206,6 +286,8 @@ class FinetuneModule(pl.LightningModule):
         """Whether this batch's features come from the FE cache: a frozen encoder, items with an index, one
         layer (all layers of every item would not fit), and frames only while the cache stays under
         :data:`FRAME_CACHE_BYTES`."""
+        if stage in self._stores and "index" in batch:
+            return True  # a disk store (clip-level FE), for every layer selection
         if self.policy.trains_encoder or not self.hparams.cache_frozen_features or "index" not in batch \
                 or self.head.layer == "weighted":
             return False
@@ -280,6 +362,7 @@ class FinetuneModule(pl.LightningModule):
         return values
 
     def on_validation_epoch_end(self) -> None:
+        self._finish_store("val")
         values = self._score_files("val") or {k: float(v) for k, v in self.trainer.callback_metrics.items()
                                               if k.startswith("val/")}
         monitored = values.get(f"val/{self.task_spec.monitor}")
@@ -324,8 +407,10 @@ class FinetuneModule(pl.LightningModule):
         if self.test_confusion is not None:
             self.test_confusion.reset()
         self._recording_scores, self._recordings = [], []
+        self._open_store("test")
 
     def on_test_epoch_end(self) -> None:
+        self._finish_store("test")
         self.recording_metrics.update(self._score_files("test"))
         for name in sorted({key for scores in self._recording_scores for key in scores}):
             value = float(np.mean([scores[name] for scores in self._recording_scores if name in scores]))
