@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--feature-store", type=int, default=None, metavar="CLIPS",
                        help="instead: two identical FE runs over this many synthetic 5 s clips, the first filling "
                             "the disk feature store and the second reading it (see BENCHMARKS.md)")
+    bench.add_argument("--nsynth-index", type=Path, default=None, metavar="ROOT",
+                       help="instead: NSynth's setup at full size (a sparse layout written under ROOT once), cold "
+                            "and from its index, and 8 workers' memory (see BENCHMARKS.md)")
     bench.add_argument("--root", type=Path, default=Path("bench_feature_store"),
                        help="--feature-store's folder for its clips, cache and runs (default: ./bench_feature_store)")
     bench.add_argument("--encoder", default="random:base",
@@ -52,6 +55,15 @@ def run(args: argparse.Namespace) -> int:
 
         result = feature_store_benchmark(args.root, clips=args.feature_store, encoder=args.encoder)
         print(format_feature_store(result), flush=True)
+        if args.json is not None:
+            atomic_write_text(args.json, json.dumps(result, indent=2))
+        return 0
+
+    if args.nsynth_index is not None:
+        from ..workflows.bench_nsynth_index import format_nsynth_index, nsynth_index_benchmark
+
+        result = nsynth_index_benchmark(args.nsynth_index)
+        print(format_nsynth_index(result), flush=True)
         if args.json is not None:
             atomic_write_text(args.json, json.dumps(result, indent=2))
         return 0

@@ -52,6 +52,7 @@ from .formats import (  # noqa: F401
     class_names,
     pitch_name,
 )
+from .note_table import NoteTable, load_index, save_index
 from .workers import DeferredError, RelayingDataLoader
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,20 @@ def load_nsynth_split(root: str | os.PathLike, split: str) -> list[dict[str, Any
         records.append({**rec, "path": str(d / "audio" / f"{rec['note_str']}.wav"), "split": split})
     records.sort(key=lambda r: r["note_str"])
     return records
+
+
+def note_table(root: Path, split: str) -> tuple[NoteTable, os.stat_result, bool]:
+    """One split's notes as columns, the stat of its ``examples.json``, and whether they were parsed afresh
+    (else read from the split's saved index, which holds only while ``examples.json`` is unchanged)."""
+    split_dir = Path(root).expanduser() / f"nsynth-{split}"
+    js = split_dir / "examples.json"
+    if js.is_file():
+        source = js.stat()
+        table = load_index(split_dir, split_dir / "audio", split, source)
+        if table is not None:
+            return table, source, False
+    records = load_nsynth_split(root, split)  # every error about a missing or malformed examples.json
+    return NoteTable.from_records(records, split_dir / "audio", split), js.stat(), True
 
 
 def select_per_class(
@@ -206,7 +221,7 @@ class NSynthNotes(Dataset):
     the loader in the main process); :func:`collate_notes` passes it on.
     """
 
-    def __init__(self, records: list[dict], labels: np.ndarray, on_bad_file: str = "raise",
+    def __init__(self, records: NoteTable, labels: np.ndarray, on_bad_file: str = "raise",
                  keep_in_memory: bool = False) -> None:
         self.records, self.labels = records, labels
         self.on_bad_file = on_bad_file
@@ -224,10 +239,11 @@ class NSynthNotes(Dataset):
     def feature_identity(self) -> str:
         """A digest of everything a note's features depend on: each note's file (path, size, modification
         time) in order. Labels are left out, so pitch and instrument runs over the same notes share it."""
-        digest = hashlib.sha256(f"nsynth notes of {NUM_SAMPLES} samples".encode())
-        for record in self.records:
-            stat = os.stat(record["path"])
-            digest.update(f"{record['path']}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        table = self.records
+        size, mtime = table.stat(np.arange(len(table)))
+        digest = hashlib.sha256(f"nsynth notes of {NUM_SAMPLES} samples in {table.audio_dir}".encode())
+        for column in (table.note_str, size, mtime):
+            digest.update(np.ascontiguousarray(column).tobytes())
         return digest.hexdigest()
 
     def _read(self, i: int) -> np.ndarray:
@@ -335,66 +351,83 @@ class NSynthDataModule(pl.LightningDataModule):
     def class_names(self) -> list[str]:
         return class_names(self.hparams.task)
 
-    def _labels(self, records: list[dict], split: str) -> tuple[list[dict], np.ndarray]:
+    def _labels(self, table: NoteTable, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``table`` this task keeps, and their labels (class indices)."""
         js = self.root / f"nsynth-{split}" / "examples.json"
+        rows = np.arange(len(table))
         if self.hparams.task == "instrument":
-            bad = [r for r in records if not 0 <= r["instrument_family"] < len(FAMILIES)]
-            if bad:
-                r = bad[0]
-                raise NSynthError(
-                    f"{js}: note {r['note_str']!r} has instrument_family="
-                    f"{r['instrument_family']}, outside 0..{len(FAMILIES) - 1}"
-                )
-            return records, np.array([r["instrument_family"] for r in records], dtype=np.int64)
-        inside = [MIN_PITCH <= r["pitch"] <= MAX_PITCH for r in records]
-        if not all(inside):
-            out = [r for r, ok in zip(records, inside) if not ok]
+            family = table.instrument_family
+            bad = np.flatnonzero((family < 0) | (family >= len(FAMILIES)))
+            if len(bad):
+                raise NSynthError(f"{js}: note {table.name(bad[0])!r} has instrument_family={int(family[bad[0]])}, "
+                                  f"outside 0..{len(FAMILIES) - 1}")
+            return rows, family.astype(np.int64)
+        inside = (table.pitch >= MIN_PITCH) & (table.pitch <= MAX_PITCH)
+        if not inside.all():
+            out = np.flatnonzero(~inside)
             if not self.hparams.drop_out_of_range:
                 raise NSynthError(
-                    f"{js}: note {out[0]['note_str']!r} has pitch {out[0]['pitch']}, outside "
+                    f"{js}: note {table.name(out[0])!r} has pitch {int(table.pitch[out[0]])}, outside "
                     f"MIDI {MIN_PITCH}..{MAX_PITCH} ({len(out)} such notes); set "
                     "drop_out_of_range=True to drop them")  # fmt: skip
             log.warning("%s: dropped %d notes with pitch outside %d..%d",
                         js, len(out), MIN_PITCH, MAX_PITCH)  # fmt: skip
-            records = [r for r, ok in zip(records, inside) if ok]
-        self.num_dropped[split] = len(inside) - len(records)
-        return records, np.array([r["pitch"] - MIN_PITCH for r in records], dtype=np.int64)
+            rows = np.flatnonzero(inside)
+        self.num_dropped[split] = len(table) - len(rows)
+        return rows, (table.pitch[rows] - MIN_PITCH).astype(np.int64)
 
-    def _validate(self, records: list[dict], split: str) -> None:
-        def check(rec: dict) -> str | None:
+    def _validate(self, table: NoteTable, rows: np.ndarray, split: str) -> bool:
+        """Check the audio of the notes at ``rows``: those whose file changed since the index last saw it
+        (or never checked) get their header read. Returns whether the table learnt anything new."""
+        headers = self.hparams.validate_audio == "headers"
+        size, mtime = table.stat(rows)
+        changed = (size != table.size[rows]) | (mtime != table.mtime_ns[rows])
+        if headers:
+            changed |= ~table.checked[rows]
+        to_check = rows[changed]
+
+        def check(i: int) -> str | None:
+            path = table.path(int(i))
             try:
-                if self.hparams.validate_audio == "headers":
-                    check_header(rec["path"], SAMPLE_RATE, 1, NUM_SAMPLES)
-                elif not os.path.isfile(rec["path"]):
-                    raise AudioFileError(rec["path"], "file not found")
+                if headers:
+                    check_header(path, SAMPLE_RATE, 1, NUM_SAMPLES)
+                elif not os.path.isfile(path):
+                    raise AudioFileError(path, "file not found")
             except AudioFileError as e:
-                return f"note {rec['note_str']!r}: {e}"
+                return f"note {table.name(int(i))!r}: {e}"
             return None
 
         with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:
-            errors = [e for e in pool.map(check, records, chunksize=64) if e]
+            errors = [e for e in pool.map(check, to_check, chunksize=64) if e]
         if len(errors) == 1:
             raise NSynthError(f"NSynth {split}: {errors[0]}")
         if errors:
             shown = "\n".join(f"  - {e}" for e in errors[:20])
             more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
             raise NSynthError(f"NSynth {split}: {len(errors)} bad audio file(s):\n{shown}{more}")
+        table.size[rows], table.mtime_ns[rows] = size, mtime
+        if headers:
+            table.checked[to_check] = True
+        return bool(changed.any())
 
     def load_split(self, split: str) -> NSynthNotes:
-        """Records, labels, subset / few-shot selection and audio checks of one split."""
+        """Notes, labels, subset / few-shot selection and audio checks of one split (the parsed notes and
+        checks kept in the split's index: :mod:`lightning_w2v.data.note_table`)."""
         hp = self.hparams
-        records, labels = self._labels(load_nsynth_split(self.root, split), split)
+        table, source, fresh = note_table(self.root, split)
+        rows, labels = self._labels(table, split)
         if hp.subset is not None:
             keep = select_per_class(labels, hp.subset, hp.seed, f"subset-{split}")
-            records, labels = [records[i] for i in keep], labels[keep]
+            rows, labels = rows[keep], labels[keep]
         if hp.few_shot_k is not None and split == "train":
             keep = select_per_class(labels, int(hp.few_shot_k), hp.seed, "few-shot")
-            records, labels = [records[i] for i in keep], labels[keep]
-        self._validate(records, split)
-        log.info("NSynth %s: %d notes, %d classes", split, len(records), len(np.unique(labels)))
+            rows, labels = rows[keep], labels[keep]
+        if self._validate(table, rows, split) or fresh:
+            save_index(table, self.root / f"nsynth-{split}", source)
+        log.info("NSynth %s: %d notes, %d classes", split, len(rows), len(np.unique(labels)))
         if hp.keep_audio_in_memory:
-            check_fits_in_memory(len(records) * NUM_SAMPLES * 4, f"NSynth {split} ({len(records)} notes)")
-        return NSynthNotes(records, labels, hp.on_bad_file, keep_in_memory=hp.keep_audio_in_memory)
+            check_fits_in_memory(len(rows) * NUM_SAMPLES * 4, f"NSynth {split} ({len(rows)} notes)")
+        return NSynthNotes(table.take(rows), labels, hp.on_bad_file, keep_in_memory=hp.keep_audio_in_memory)
 
     def setup(self, stage: str | None = None) -> None:
         splits = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",),
