@@ -81,6 +81,16 @@ def test_a_changed_encoder_gets_its_own_store(demo_root, tmp_path):
     descriptions = [json.loads((store / folder / "store.json").read_text()) for folder in folders]
     assert descriptions[0]["encoder"] != descriptions[1]["encoder"]  # the weights' hashes differ
 
+    # the same encoder read as a learned mix of every layer: every layer is stored, in a folder of its own
+    run_cli(fit_args(manifests / "single.csv", cache, store, tmp_path / "w", "--trainer.max_epochs=1",
+                     "--model.init_args.encoder.source=random", "--model.init_args.encoder.preset=tiny",
+                     "--seed_everything=0", "--model.init_args.layer=weighted"))
+    weighted = {Path(name).parent for name in stored_files(store)} - folders
+    assert len(weighted) == 1
+    hidden_states = len(load_encoder(EncoderSpec(source="random", preset="tiny")).hidden_sizes)
+    for file in (store / weighted.pop()).glob("*.npy"):
+        assert np.load(file, mmap_mode="r").shape[1] == hidden_states  # (N, layers, E)
+
 
 def test_a_broken_store_file_is_rebuilt_not_trusted(demo_root, tmp_path):
     manifests, cache, store = demo_root / "manifest", tmp_path / "cache", tmp_path / "store"

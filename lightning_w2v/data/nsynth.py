@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,7 +51,7 @@ from .formats import (  # noqa: F401
     class_names,
     pitch_name,
 )
-from .note_table import NoteTable, load_index, save_index
+from .note_table import NoteTable, in_chunks, load_index, save_index
 from .workers import DeferredError, RelayingDataLoader
 
 log = logging.getLogger(__name__)
@@ -397,8 +396,8 @@ class NSynthDataModule(pl.LightningDataModule):
                 return f"note {table.name(int(i))!r}: {e}"
             return None
 
-        with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:
-            errors = [e for e in pool.map(check, to_check, chunksize=64) if e]
+        errors = [e for part in in_chunks(lambda part: [check(i) for i in part], to_check, chunk=256)
+                  for e in part if e]
         if len(errors) == 1:
             raise NSynthError(f"NSynth {split}: {errors[0]}")
         if errors:
