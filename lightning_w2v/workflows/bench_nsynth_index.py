@@ -98,9 +98,10 @@ def _measure(root: str, workers: int, batches: int) -> dict[str, Any]:
     result: dict[str, Any] = {"setup_seconds": time.perf_counter() - start, "rss_mib": _status_mib("VmRSS"),
                               "peak_rss_mib": _status_mib("VmHWM"), "train_notes": len(data.datasets["train"])}
     if workers:
+        before = set(_children())
         loader = iter(data.train_dataloader())
         next(loader)
-        children = _children()
+        children = [pid for pid in _children() if pid not in before]  # this loader's workers
         first = [_unique_mib(pid) for pid in children]
         for _ in range(batches - 1):
             next(loader)
