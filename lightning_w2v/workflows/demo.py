@@ -58,7 +58,7 @@ DEMO_FOLDER_NAMES = ("data", "runs", "figures", "REPORT.md", "results.csv")  # w
 TRANSCRIPTION_ENCODERS = {"music": None, "random": "random", "logmel": "logmel"}
 # Measured on an idle 2-core CPU (README, "Two commands"); a machine shared with one busy process
 # stays within twice that, since the threads follow the free cores (lightning_w2v.runner.terminal).
-EXPECTED_MINUTES = {"full": "8 minutes", "quick": "2 minutes"}
+EXPECTED_MINUTES = {"full": "4 minutes", "quick": "1 minute"}
 
 
 def _banner(step: str, started: float) -> None:
