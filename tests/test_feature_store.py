@@ -105,6 +105,15 @@ def test_a_broken_store_file_is_rebuilt_not_trusted(demo_root, tmp_path):
     assert metrics_of(tmp_path / "b") == metrics_of(tmp_path / "a")
 
 
+def test_a_run_that_cannot_fill_its_store_leaves_nothing_behind(demo_root, tmp_path):
+    """One training batch of an epoch: the training store stays unfinished, and its part file is removed."""
+    manifests, cache, store = demo_root / "manifest", tmp_path / "cache", tmp_path / "store"
+    run_cli(fit_args(manifests / "single.csv", cache, store, tmp_path / "a", "--model.init_args.encoder.source=logmel",
+                     "--trainer.limit_train_batches=1", "--trainer.max_epochs=1"))
+    assert len(stored_files(store)) == 2  # valid and test were filled whole; train was not
+    assert not [p for p in store.rglob(".*")], "no part file is left behind"
+
+
 def test_the_identity_follows_the_audio_files_and_the_slicing(demo_root, tmp_path):
     manifest = demo_root / "manifest" / "single.csv"
 

@@ -159,6 +159,15 @@ class StoredFeatures:
         self.filled = None
         log.info("features of %d items stored in %s", self.count, self.path)
 
+    def discard(self) -> None:
+        """Remove this rank's part files of a store the run leaves unfinished (a partial epoch, a skipped
+        item): nothing half-written stays behind; the next run starts the store afresh."""
+        if self.complete:
+            return
+        self._writable = None
+        for path in self._part(self._rank):
+            path.unlink(missing_ok=True)
+
     def _merge(self, world: int) -> None:
         parts = [self._part(rank) for rank in range(world)]
         present = [(rows, filled) for rows, filled in parts if rows.is_file()]

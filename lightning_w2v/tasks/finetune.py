@@ -255,6 +255,12 @@ class FinetuneModule(pl.LightningModule):
             self._stores[stage].finish(self.trainer.strategy, self.device)
             self._serve_audio(stage)
 
+    def teardown(self, stage: str) -> None:
+        for name, store in list(self._stores.items()):
+            if not store.complete:  # a store this run could not finish leaves no part file behind
+                store.discard()
+                del self._stores[name]
+
     def _stored_features(self, store: StoredFeatures, batch: dict[str, Tensor]) -> Tensor:
         """(B, S, E) features of the batch's items from the disk store, extracting (and storing) missing ones."""
         index = batch["index"].cpu().numpy()
