@@ -144,6 +144,7 @@ def test_nsynth_pitch_and_instrument_share_their_notes(demo_root):
         data.setup("test")
         datasets[task] = data.datasets["test"]
     assert datasets["pitch"].feature_identity() == datasets["instrument"].feature_identity()
+    assert data.feature_store_root == demo_root / "nsynth" / ".lightning_w2v_features"  # beside the splits
 
 
 def test_a_store_is_published_only_when_every_item_has_features(tmp_path):

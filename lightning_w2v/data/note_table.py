@@ -126,11 +126,30 @@ def in_chunks(function: Callable[[np.ndarray], Any], rows: np.ndarray, chunk: in
         return list(pool.map(function, parts))
 
 
+def user_cache_path(kind: str, folder: Path) -> Path:
+    """``$XDG_CACHE_HOME/lightning_w2v/<kind>/<hash of folder>``: where what belongs beside a read-only data
+    folder goes instead."""
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache_home / "lightning_w2v" / kind / hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+
+
+def writable_folder(candidates: list[Path]) -> Path | None:
+    """The first of ``candidates`` that exists (or can be made) and takes a file."""
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            return folder
+        except OSError:
+            continue
+    return None
+
+
 def index_paths(split_dir: Path) -> list[Path]:
     """Where a split's index may live: beside the data, else in the user's cache (read-only data)."""
-    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    digest = hashlib.sha256(str(split_dir.resolve()).encode()).hexdigest()[:16]
-    return [split_dir / INDEX_NAME, cache_home / "lightning_w2v" / "nsynth_index" / f"{digest}.npz"]
+    return [split_dir / INDEX_NAME, user_cache_path("nsynth_index", split_dir).with_suffix(".npz")]
 
 
 def save_index(table: NoteTable, split_dir: Path, source: os.stat_result) -> None:

@@ -51,12 +51,13 @@ from .formats import (  # noqa: F401
     class_names,
     pitch_name,
 )
-from .note_table import NoteTable, in_chunks, load_index, save_index
+from .note_table import NoteTable, in_chunks, load_index, save_index, user_cache_path, writable_folder
 from .workers import DeferredError, RelayingDataLoader
 
 log = logging.getLogger(__name__)
 
 SPLITS = NSYNTH_SPLITS
+FEATURES_FOLDER = ".lightning_w2v_features"  # beside the splits (see NSynthDataModule.feature_store_root)
 SAMPLE_RATE, NUM_SAMPLES = NSYNTH_SAMPLE_RATE, NSYNTH_NUM_SAMPLES
 
 
@@ -341,6 +342,13 @@ class NSynthDataModule(pl.LightningDataModule):
         self.root = Path(root).expanduser()
         self.datasets: dict[str, NSynthNotes] = {}
         self.num_dropped: dict[str, int] = {}
+
+    @property
+    def feature_store_root(self) -> Path | None:
+        """Where a frozen encoder's features of these notes are kept (:mod:`lightning_w2v.tasks.feature_store`):
+        ``<root>/.lightning_w2v_features``, or the user's cache where the data folder is read-only. Pitch and
+        instrument runs over the same notes share them."""
+        return writable_folder([self.root / FEATURES_FOLDER, user_cache_path("features", self.root)])
 
     @property
     def num_classes(self) -> int:
