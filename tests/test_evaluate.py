@@ -22,7 +22,7 @@ def test_evaluate_writes_one_table_over_three_encoders_and_four_tasks(demo_root,
             "--out", str(out), "--cpu", "--max-epochs", "1", "--batch-size", "16",
             "--override=--trainer.logger=false", "--override=--trainer.enable_progress_bar=false",
             "--override=--trainer.limit_train_batches=1", "--override=--trainer.limit_val_batches=1",
-            "--override=--trainer.limit_test_batches=2"]
+            "--override=--trainer.limit_test_batches=2", "--override=--trainer.num_sanity_val_steps=0"]
     assert main(args) == 0
     with open(out / "evaluation.csv", newline="") as handle:
         rows = list(csv.reader(handle))

@@ -315,14 +315,17 @@ def test_a_class_path_that_moved_since_0_1_is_named_with_its_new_place(tmp_path,
     assert not (tmp_path / "run").exists()
 
 
-def test_errors_print_one_line_and_the_debug_flag_shows_the_traceback(tmp_path):
-    args = [sys.executable, "-m", "lightning_w2v", "fit", "--config", str(CONF / "finetune" / "nsynth_pitch.yaml"),
-            f"--trainer.default_root_dir={tmp_path}"]
-    env = {k: v for k, v in os.environ.items() if k != "LIGHTNING_W2V_DEBUG"}
-    plain = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert plain.returncode == 2
-    last = [line for line in plain.stderr.splitlines() if line.strip()][-1]
+def test_errors_print_one_line_and_the_debug_flag_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    command = ["fit", "--config", str(CONF / "finetune" / "nsynth_pitch.yaml"),
+               f"--trainer.default_root_dir={tmp_path}"]
+    monkeypatch.delenv("LIGHTNING_W2V_DEBUG", raising=False)
+    code, err = run(capsys, *command)  # in this process: the same main() the entry points call
+    assert code == 2
+    last = [line for line in err.splitlines() if line.strip()][-1]
     assert last.startswith("error: required value(s) not set: set --")
-    assert "Traceback" not in plain.stderr
-    debug = subprocess.run(args, capture_output=True, text=True, env={**env, "LIGHTNING_W2V_DEBUG": "1"}, cwd=tmp_path)
+    assert "Traceback" not in err
+    # the flag lets the exception out: Python prints its traceback as the process ends (the real entry point)
+    env = {**{k: v for k, v in os.environ.items() if k != "LIGHTNING_W2V_DEBUG"}, "LIGHTNING_W2V_DEBUG": "1"}
+    debug = subprocess.run([sys.executable, "-m", "lightning_w2v", *command], capture_output=True, text=True,
+                           env=env, cwd=tmp_path)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
