@@ -114,6 +114,14 @@ def test_missing_wav_is_named_with_its_key(root):
     assert "not found" in str(e.value)
 
 
+def test_a_missing_wav_is_named_with_header_checks_off(root):
+    """validate_audio=none still checks that every file is there, also on a first setup (no index yet)."""
+    victim = root / "nsynth-train" / "audio" / "guitar_acoustic_001-040-100.wav"
+    victim.unlink()
+    with pytest.raises(NSynthError, match="not found"):
+        dm(root, validate_audio="none").load_split("train")
+
+
 def test_wrong_sample_rate_channels_and_length_are_named(tmp_path):
     notes = [note(0, 40), note(0, 41), note(0, 42)]
     write_split(tmp_path, "train", notes[:1], sr=22050)

@@ -238,11 +238,11 @@ class NSynthNotes(Dataset):
 
     def feature_identity(self) -> str:
         """A digest of everything a note's features depend on: each note's file (path, size, modification
-        time) in order. Labels are left out, so pitch and instrument runs over the same notes share it."""
+        time as the data module's setup saw them) in order. Labels are left out, so pitch and instrument
+        runs over the same notes share it."""
         table = self.records
-        size, mtime = table.stat(np.arange(len(table)))
         digest = hashlib.sha256(f"nsynth notes of {NUM_SAMPLES} samples in {table.audio_dir}".encode())
-        for column in (table.note_str, size, mtime):
+        for column in (table.note_str, table.size, table.mtime_ns):
             digest.update(np.ascontiguousarray(column).tobytes())
         return digest.hexdigest()
 
@@ -388,7 +388,8 @@ class NSynthDataModule(pl.LightningDataModule):
         (or never checked) get their header read. Returns whether the table learnt anything new."""
         headers = self.hparams.validate_audio == "headers"
         size, mtime = table.stat(rows)
-        changed = (size != table.size[rows]) | (mtime != table.mtime_ns[rows])
+        # a file that changed, or is missing (-1: in a fresh table that is also what was "last seen")
+        changed = (size != table.size[rows]) | (mtime != table.mtime_ns[rows]) | (size < 0)
         if headers:
             changed |= ~table.checked[rows]
         to_check = rows[changed]
