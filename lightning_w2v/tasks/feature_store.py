@@ -96,9 +96,10 @@ class StoredFeatures:
 
     def __init__(self, path: Path, count: int, strategy: Collective) -> None:
         self.path, self.count = path, count
-        whole = strategy.broadcast(read_whole(path, count) is not None)  # rank 0 decides for all
-        self.rows = read_whole(path, count) if whole else None
-        if whole and self.rows is None:
+        mine = read_whole(path, count)
+        whole = strategy.broadcast(mine is not None)  # rank 0 decides for all
+        self.rows = mine if whole else None
+        if whole and mine is None:
             raise RuntimeError(f"{path}: rank {strategy.global_rank} cannot read the feature store rank 0 read")
         self.filled = None if self.rows is not None else np.zeros(count, dtype=bool)
         token = strategy.broadcast(uuid.uuid4().hex[:12])  # this run's part files: concurrent runs never collide

@@ -217,9 +217,8 @@ class FinetuneModule(pl.LightningModule):
         return None if root is None else Path(root)
 
     def _stage_dataset(self, stage: str) -> Any:
-        trainer = self.trainer
-        loaders = {"train": lambda: trainer.train_dataloader, "val": lambda: trainer.val_dataloaders,
-                   "test": lambda: trainer.test_dataloaders}[stage]()
+        loaders = getattr(self.trainer, {"train": "train_dataloader", "val": "val_dataloaders",
+                                         "test": "test_dataloaders"}[stage])
         if isinstance(loaders, (list, tuple)):
             loaders = loaders[0] if len(loaders) == 1 else None
         return getattr(loaders, "dataset", None)
@@ -266,11 +265,15 @@ class FinetuneModule(pl.LightningModule):
         index = batch["index"].cpu().numpy()
         missing = store.missing(index)
         if missing.any():
-            rows = torch.from_numpy(np.flatnonzero(missing)).to(batch["waveforms"].device)
-            lengths = batch.get("lengths")
-            fresh = self.head_features(batch["waveforms"][rows], None if lengths is None else lengths[rows])
-            store.put(index[missing], fresh.detach().float().cpu().numpy())
+            fresh = self._features_of_rows(batch, np.flatnonzero(missing).tolist())
+            store.put(index[missing], fresh.float().cpu().numpy())
         return torch.from_numpy(store.get(index)).to(self.device)
+
+    def _features_of_rows(self, batch: dict[str, Tensor], rows: list[int]) -> Tensor:
+        """What the head reads for the batch's items at ``rows`` (the encoder runs on those alone)."""
+        picked = torch.tensor(rows, device=batch["waveforms"].device)
+        lengths = batch.get("lengths")
+        return self.head_features(batch["waveforms"][picked], None if lengths is None else lengths[picked]).detach()
 
     def _cached_features(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         """FE only: the head's features from the disk store or the in-memory cache, computing (and keeping)
@@ -281,10 +284,7 @@ class FinetuneModule(pl.LightningModule):
         keys = batch["index"].tolist()
         missing = [i for i, key in enumerate(keys) if key not in cache]
         if missing:
-            rows = torch.tensor(missing, device=batch["waveforms"].device)
-            lengths = batch.get("lengths")
-            fresh = self.head_features(batch["waveforms"][rows], None if lengths is None else lengths[rows])
-            for row, features in zip(missing, fresh.detach()):
+            for row, features in zip(missing, self._features_of_rows(batch, missing)):
                 cache[keys[row]] = features
         return torch.stack([cache[key] for key in keys])  # (B, S', E) or (B, T, E)
 
