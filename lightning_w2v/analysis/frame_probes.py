@@ -21,7 +21,7 @@ from ..downstream.frames import NUM_KEYS, frame_targets
 from ..encoders import untrained_like
 from ..models.encoder import Encoder
 from ..models.logmel import LogMelEncoder
-from .probes import layer_names
+from .probes import layer_outputs
 
 TASK = "transcription_ap"  # the task's name in probe.csv: its values are frame APs, not accuracies
 
@@ -30,21 +30,8 @@ TASK = "transcription_ap"  # the task's name in probe.csv: its values are frame 
 def frame_features(encoder: Encoder, waveforms: Tensor, notes: Tensor, batch_size: int = 8,
                    device: torch.device | str = "cpu") -> dict[str, tuple[Tensor, Tensor]]:
     """(N, S) equal-length windows and their (M, 5) notes -> ``{name: (frames (N*T, D), keys (N*T, 88))}``."""
-    was_training = encoder.training
-    encoder.eval()
-    names = layer_names(encoder.num_hidden_states, encoder.has_frontend)
-    parts: dict[str, list[Tensor]] = {}
-    try:
-        for start in range(0, len(waveforms), batch_size):
-            out = encoder(waveforms[start:start + batch_size].to(device), output_hidden_states=True)
-            values = ([out.frontend] if encoder.has_frontend else []) + list(out.hidden_states)
-            for name, value in zip(names, values):
-                parts.setdefault(name, []).append(value.float().cpu())  # (B, T, D)
-    finally:
-        encoder.train(was_training)
     out: dict[str, tuple[Tensor, Tensor]] = {}
-    for name, pieces in parts.items():
-        frames = torch.cat(pieces)  # (N, T, D)
+    for name, frames in layer_outputs(encoder, waveforms, batch_size, device).items():  # each (N, T, D)
         times = encoder.frame_times(frames.shape[1]).float()
         keys = frame_targets(notes, len(frames), times, ())[..., :NUM_KEYS]  # (N, T, 88)
         out[name] = (frames.reshape(-1, frames.shape[-1]), keys.reshape(-1, NUM_KEYS))

@@ -16,7 +16,7 @@ Baselines on the same notes, with the same regression:
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -42,9 +42,10 @@ def layer_names(num_hidden_states: int, frontend: bool = True) -> list[str]:
 
 
 @torch.no_grad()
-def pooled_layer_features(encoder: Encoder, waveforms: Tensor, batch_size: int = 16,
-                          device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """(N, S) equal-length notes -> ``{name: (N, D)}`` mean-pooled frontend output and hidden states.
+def layer_outputs(encoder: Encoder, waveforms: Tensor, batch_size: int, device: torch.device | str = "cpu",
+                  per_batch: Callable[[Tensor], Tensor] = lambda value: value) -> dict[str, Tensor]:
+    """(N, S) equal-length audio -> ``{name: per_batch of each (B, T, D) output, concatenated}`` for the
+    frontend output and every hidden state, in batches of ``batch_size``.
 
     The encoder runs in eval mode (no dropout, no layerdrop, no masking) and is put back in
     the mode it was in.
@@ -52,16 +53,23 @@ def pooled_layer_features(encoder: Encoder, waveforms: Tensor, batch_size: int =
     was_training = encoder.training
     encoder.eval()
     names = layer_names(encoder.num_hidden_states, encoder.has_frontend)
-    pooled: dict[str, list[Tensor]] = {}
+    parts: dict[str, list[Tensor]] = {}
     try:
         for start in range(0, len(waveforms), batch_size):
             out = encoder(waveforms[start:start + batch_size].to(device), output_hidden_states=True)
             values = ([out.frontend] if encoder.has_frontend else []) + list(out.hidden_states)  # each (B, T, D)
             for name, value in zip(names, values):
-                pooled.setdefault(name, []).append(value.float().mean(dim=1).cpu())  # (B, D)
+                parts.setdefault(name, []).append(per_batch(value.float()).cpu())
     finally:
         encoder.train(was_training)
-    return {name: torch.cat(parts) for name, parts in pooled.items()}
+    return {name: torch.cat(pieces) for name, pieces in parts.items()}
+
+
+def pooled_layer_features(encoder: Encoder, waveforms: Tensor, batch_size: int = 16,
+                          device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """(N, S) equal-length notes -> ``{name: (N, D)}`` mean-pooled frontend output and hidden states
+    (see :func:`layer_outputs`)."""
+    return layer_outputs(encoder, waveforms, batch_size, device, per_batch=lambda value: value.mean(dim=1))
 
 
 def logmel_statistics(waveforms: Tensor, n_mels: int = 128, batch_size: int = 64) -> Tensor:
