@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.sets.manifest import ManifestDataModule, write_synthetic_manifests
+from ..files import claim_folder
 from ..runner import run_cli
 from .evaluation import EncoderChoice
 from .runs import finetune_args
@@ -32,7 +33,7 @@ def _folder_bytes(folder: Path) -> int:
 def feature_store_benchmark(root: str | Path, clips: int = 1000, seconds: float = 5.0, encoder: str = "random:base",
                             max_epochs: int = 10, batch_size: int = 32) -> dict[str, Any]:
     """Two identical FE runs over ``clips`` synthetic clips under ``root``; returns their times and metrics."""
-    root = Path(root)
+    root = claim_folder(root, "bench-feature-store", hint="pass a new or empty --root")  # what is removed below
     manifest = root / "data" / "single.csv"
     if not manifest.is_file():
         write_synthetic_manifests(root / "data", clips=clips, seconds=seconds)
