@@ -14,7 +14,6 @@ again, and the index is rewritten atomically.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import zipfile
@@ -25,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..files import atomic_save
+from ..files import atomic_save, user_cache_path
 
 log = logging.getLogger(__name__)
 INDEX_NAME = ".lightning_w2v_index.npz"
@@ -124,27 +123,6 @@ def in_chunks(function: Callable[[np.ndarray], Any], rows: np.ndarray, chunk: in
     parts = [rows[start:start + chunk] for start in range(0, len(rows), chunk)]
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
         return list(pool.map(function, parts))
-
-
-def user_cache_path(kind: str, folder: Path) -> Path:
-    """``$XDG_CACHE_HOME/lightning_w2v/<kind>/<hash of folder>``: where what belongs beside a read-only data
-    folder goes instead."""
-    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache_home / "lightning_w2v" / kind / hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-
-
-def writable_folder(candidates: list[Path]) -> Path | None:
-    """The first of ``candidates`` that exists (or can be made) and takes a file."""
-    for folder in candidates:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".write-probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-            return folder
-        except OSError:
-            continue
-    return None
 
 
 def index_paths(split_dir: Path) -> list[Path]:

@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from ..errors import ConfigError, DataError
+from ..files import first_writable_folder, user_cache_path
 from .audio import AudioFileError, check_header, read_audio
 from .formats import (  # noqa: F401
     FAMILIES,
@@ -51,7 +52,7 @@ from .formats import (  # noqa: F401
     class_names,
     pitch_name,
 )
-from .note_table import NoteTable, in_chunks, load_index, save_index, user_cache_path, writable_folder
+from .note_table import NoteTable, in_chunks, load_index, save_index
 from .workers import DeferredError, RelayingDataLoader
 
 log = logging.getLogger(__name__)
@@ -348,7 +349,7 @@ class NSynthDataModule(pl.LightningDataModule):
         """Where a frozen encoder's features of these notes are kept (:mod:`lightning_w2v.tasks.feature_store`):
         ``<root>/.lightning_w2v_features``, or the user's cache where the data folder is read-only. Pitch and
         instrument runs over the same notes share them."""
-        return writable_folder([self.root / FEATURES_FOLDER, user_cache_path("features", self.root)])
+        return first_writable_folder([self.root / FEATURES_FOLDER, user_cache_path("features", self.root)])
 
     @property
     def num_classes(self) -> int:

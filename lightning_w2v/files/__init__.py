@@ -16,7 +16,7 @@ from .atomic import (
     atomic_write_text,
 )
 from .ownership import MARKER_NAME, claim_folder, is_ours
-from .space import check_writable, disk_full_error, is_disk_full
+from .space import check_writable, disk_full_error, first_writable_folder, is_disk_full, user_cache_path
 
 __all__ = [
     "MARKER_NAME",
@@ -28,6 +28,8 @@ __all__ = [
     "check_writable",
     "claim_folder",
     "disk_full_error",
+    "first_writable_folder",
     "is_disk_full",
     "is_ours",
+    "user_cache_path",
 ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -46,6 +47,26 @@ def check_writable(folder: str | os.PathLike, needed_bytes: int = 0, what: str =
     if needed_bytes and free < needed_bytes:
         raise DiskError(f"{what} folder {folder}: the file system at {mount_point(base)} has {_mib(free)} free, "
                         f"at least {_mib(needed_bytes)} is needed for one checkpoint; free space or {hint}")
+
+
+def user_cache_path(kind: str, folder: str | os.PathLike) -> Path:
+    """``$XDG_CACHE_HOME/lightning_w2v/<kind>/<hash of folder>``: where what belongs beside a read-only data
+    folder goes instead."""
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
+    return cache_home / "lightning_w2v" / kind / digest
+
+
+def first_writable_folder(candidates: list[Path]) -> Path | None:
+    """The first of ``candidates`` that takes a file (:func:`check_writable`), made if missing; None if none."""
+    for folder in candidates:
+        try:
+            check_writable(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        except (DiskError, OSError):
+            continue
+    return None
 
 
 def is_disk_full(error: BaseException) -> bool:
